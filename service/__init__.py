@@ -1,0 +1,1 @@
+"""The Sourcebook service: FastAPI app, storage, queue and everything that holds state."""

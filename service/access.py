@@ -1,0 +1,45 @@
+"""Object-level visibility: which recordings (and what hangs off them) a user may see.
+
+An object a user may not see answers 404, exactly like one that does not exist, so
+ids cannot be probed. Role checks (403) are in ``service.auth``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import HTTPException, status
+from sqlalchemy import or_
+from sqlmodel import Session
+
+from service.models.recordings import Access, Recording
+from service.models.users import Role, User
+
+
+def recording_filter(user: User) -> Any:
+    """A WHERE clause limiting a query on Recording to what ``user`` may see."""
+    if user.role in (Role.editor, Role.admin):
+        return True
+    return or_(Recording.access == Access.team, Recording.created_by == user.id)  # type: ignore[arg-type]
+
+
+def can_see_recording(user: User, recording: Recording) -> bool:
+    if user.role in (Role.editor, Role.admin):
+        return True
+    return recording.access == Access.team or recording.created_by == user.id
+
+
+def not_found(kind: str, object_id: int | str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_404_NOT_FOUND,
+        f"No {kind} with id {object_id} (or you may not see it). Check the id with the list "
+        f"endpoint.",
+    )
+
+
+def get_recording(session: Session, user: User, recording_id: int) -> Recording:
+    """The recording if it exists and ``user`` may see it, else 404."""
+    recording = session.get(Recording, recording_id)
+    if recording is None or not can_see_recording(user, recording):
+        raise not_found("recording", recording_id)
+    return recording

@@ -1,0 +1,60 @@
+"""/api/v1/jobs: follow and cancel background work."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlmodel import Session
+
+from service.access import get_recording, not_found, recording_filter
+from service.api.deps import Limit, Offset, Researcher, Staff
+from service.crud import jobs as crud
+from service.db import SessionDep
+from service.models.base import Page
+from service.models.jobs import Job, JobPublic, JobState
+from service.models.users import User
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+def _get(session: Session, user: User, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise not_found("job", job_id)
+    try:
+        get_recording(session, user, job.recording_id)
+    except HTTPException:
+        raise not_found("job", job_id) from None
+    return job
+
+
+@router.get("", response_model=Page[JobPublic])
+def list_jobs(
+    session: SessionDep,
+    user: Staff,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    state: JobState | None = Query(None),
+    recording_id: int | None = Query(None),
+) -> Page[JobPublic]:
+    """List jobs, newest first."""
+    rows, count = crud.list_jobs(
+        session, visible=recording_filter(user), state=state, recording_id=recording_id,
+        limit=limit, offset=offset,
+    )
+    return Page(data=[JobPublic.model_validate(j) for j in rows], count=count)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def read_job(job_id: int, session: SessionDep, user: Staff) -> Job:
+    """Read a job's state, stage and progress."""
+    return _get(session, user, job_id)
+
+
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
+def cancel_job(job_id: int, session: SessionDep, user: Researcher) -> Job:
+    """Cancel a job; a running one stops at its next progress point."""
+    job = _get(session, user, job_id)
+    try:
+        return crud.request_cancel(session, job=job, actor=user)
+    except crud.JobConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None

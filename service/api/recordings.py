@@ -1,0 +1,264 @@
+"""/api/v1/recordings: upload, list, read, update, erase, stream audio, re-transcribe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from pipelines.errors import AudioError
+from service.access import get_recording, recording_filter
+from service.api.deps import AnyUser, Limit, Offset, Researcher
+from service.crud import recordings as crud
+from service.db import SessionDep
+from service.models.base import Page
+from service.models.jobs import Job, JobOptions, JobPublic
+from service.models.recordings import RecordingMeta, RecordingPublic, RecordingUpdate
+from service.models.users import User
+from service.storage import Storage, StorageFullError, is_disk_full
+from service.upload import ReceivedUpload, receive_multipart
+
+router = APIRouter(prefix="/recordings", tags=["recordings"])
+
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "meta"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "meta": {
+                            "type": "string",
+                            "description": "JSON of RecordingMeta: "
+                            '{"title": "…", "recorded_at": "2025-03-01T10:00:00Z", '
+                            '"location": "…", "language": "zh", "source": "interview", '
+                            '"participants": [{"person_id": 1, "role": "interviewee"}], '
+                            '"num_speakers": 2}',
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+
+def _parse_meta(raw: bytes | None) -> RecordingMeta:
+    if raw is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "Missing 'meta' part: send JSON such as {\"title\": \"Interview with …\"}.",
+        )
+    try:
+        return RecordingMeta.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc']) or 'meta'}: {e['msg']}" for e in exc.errors()
+        )
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"The 'meta' part is not valid recording metadata ({problems[:600]}). "
+            "It must be JSON with at least a 'title'.",
+        ) from None
+
+
+def _probe(path: Any) -> Any:
+    from pipelines.audio import check_decodable, probe
+
+    info = probe(path)
+    check_decodable(path)
+    return info
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=UPLOAD_BODY,
+    responses={
+        409: {"description": "The same bytes were uploaded before; the body names the id."},
+        413: {"description": "Over SOURCEBOOK_MAX_UPLOAD_MB."},
+        415: {"description": "Not media that ffmpeg can decode as audio."},
+        507: {"description": "The recordings volume is full."},
+    },
+)
+async def upload_recording(request: Request, user: Researcher) -> JSONResponse:
+    """Upload a recording (multipart: file + meta) and queue its transcription."""
+    state = request.app.state
+    storage: Storage = state.storage
+    try:
+        upload = await receive_multipart(
+            request, storage=storage, max_bytes=state.settings.max_upload_bytes
+        )
+    except StorageFullError:
+        raise HTTPException(507, _DISK_FULL) from None
+    try:
+        return await run_in_threadpool(_store_upload, request, user, upload)
+    finally:
+        upload.discard()  # a no-op once the file was moved into place
+
+
+_DISK_FULL = (
+    "The recordings volume is full; nothing was stored. Free space or move "
+    "SOURCEBOOK_RECORDINGS_DIR to a larger volume, then upload again."
+)
+
+
+def _store_upload(request: Request, user: User, upload: ReceivedUpload) -> JSONResponse:
+    state = request.app.state
+    if upload.tmp_path is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "Missing 'file' part: attach the media, e.g. curl -F file=@interview.m4a.",
+        )
+    if upload.size == 0:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "The uploaded file is empty (0 bytes). Check the file on your side and upload again.",
+        )
+    meta = _parse_meta(upload.fields.get("meta"))
+    try:
+        info = _probe(upload.tmp_path)
+    except AudioError as exc:
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
+    with Session(state.engine, expire_on_commit=False) as session:
+        existing = crud.find_by_sha256(session, upload.sha256)
+        if existing is not None:
+            return JSONResponse(
+                status_code=status.HTTP_409_CONFLICT,
+                content={
+                    "detail": f"These exact bytes were uploaded before as recording "
+                    f"{existing.id}. Use that recording, or upload a different file.",
+                    "recording_id": existing.id,
+                },
+            )
+        try:
+            recording, job = crud.create_recording(
+                session,
+                storage=state.storage,
+                upload=upload,
+                meta=meta,
+                duration=info.duration,
+                format_name=info.format_name,
+                codec=info.codec,
+                sample_rate=info.sample_rate,
+                channels=info.channels,
+                actor=user,
+            )
+        except crud.UnknownPeople as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise HTTPException(507, _DISK_FULL) from None
+            raise
+        body = {
+            "recording": crud.to_public(session, recording).model_dump(mode="json"),
+            "job": JobPublic.model_validate(job).model_dump(mode="json"),
+        }
+    assert job.id is not None
+    state.jobs.enqueue(job.id)
+    return JSONResponse(status_code=status.HTTP_201_CREATED, content=body)
+
+
+@router.get("", response_model=Page[RecordingPublic])
+def list_recordings(
+    session: SessionDep,
+    user: AnyUser,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    person_id: int | None = Query(None, description="Recordings this person takes part in"),
+    q: str | None = Query(None, max_length=200, description="Text in the title"),
+) -> Page[RecordingPublic]:
+    """List the recordings the caller may see."""
+    rows, count = crud.list_recordings(
+        session, visible=recording_filter(user), person_id=person_id, q=q, limit=limit,
+        offset=offset,
+    )
+    return Page(data=[crud.to_public(session, r) for r in rows], count=count)
+
+
+@router.get("/{recording_id}", response_model=RecordingPublic)
+def read_recording(recording_id: int, session: SessionDep, user: AnyUser) -> RecordingPublic:
+    """Read a recording's metadata, participants and speakers."""
+    return crud.to_public(session, get_recording(session, user, recording_id))
+
+
+@router.patch("/{recording_id}", response_model=RecordingPublic)
+def update_recording(
+    recording_id: int, data: RecordingUpdate, session: SessionDep, user: Researcher
+) -> RecordingPublic:
+    """Change a recording's metadata or participants."""
+    recording = get_recording(session, user, recording_id)
+    try:
+        crud.update_recording(session, recording=recording, data=data, actor=user)
+    except crud.UnknownPeople as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return crud.to_public(session, recording)
+
+
+@router.delete("/{recording_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_recording(
+    recording_id: int, request: Request, session: SessionDep, user: Researcher
+) -> Response:
+    """Erase a recording: media, transcripts, search rows and quotes' text."""
+    recording = get_recording(session, user, recording_id)
+    crud.delete_recording(
+        session, storage=request.app.state.storage, recording=recording, actor=user
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{recording_id}/audio",
+    response_class=FileResponse,
+    responses={206: {"description": "Partial content for a Range request"}},
+)
+def stream_audio(
+    recording_id: int, request: Request, session: SessionDep, user: AnyUser
+) -> FileResponse:
+    """Stream the normalised audio (the original until it exists); honours Range."""
+    recording = get_recording(session, user, recording_id)
+    storage: Storage = request.app.state.storage
+    if recording.normalised_path:
+        path, media_type = storage.path_of(recording.normalised_path), "audio/wav"
+    else:
+        path, media_type = storage.path_of(recording.media_path), "application/octet-stream"
+    if not path.exists():
+        raise HTTPException(
+            status.HTTP_410_GONE,
+            "The media file is missing from storage. Run `sourcebook fsck` and restore it from "
+            "a backup.",
+        )
+    return FileResponse(path, media_type=media_type, filename=f"recording-{recording.id}.wav")
+
+
+@router.post(
+    "/{recording_id}/transcribe", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic
+)
+def transcribe_recording(
+    recording_id: int,
+    request: Request,
+    session: SessionDep,
+    user: Researcher,
+    options: JobOptions | None = None,
+) -> Job:
+    """Queue a new transcription run; it will write a new transcript version."""
+    from service.crud import jobs as job_crud
+
+    recording = get_recording(session, user, recording_id)
+    try:
+        job = job_crud.create_job(
+            session, recording=recording, options=options or JobOptions(), actor=user
+        )
+    except job_crud.JobConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    assert job.id is not None
+    request.app.state.jobs.enqueue(job.id)
+    return job

@@ -1,0 +1,95 @@
+"""The FastAPI application: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from service.api import audit, health, jobs, people, recordings, users
+from service.config import Settings, get_settings
+from service.db import make_engine, migrate
+from service.queue import JobQueue, NullQueue
+from service.storage import Storage
+
+log = logging.getLogger("sourcebook")
+
+API_PREFIX = "/api/v1"
+
+
+def _models_problem(settings: Settings) -> str | None:
+    from pipelines.errors import ModelError
+    from pipelines.models import resolve_ct2_model, resolve_diarization_pipeline
+
+    try:
+        resolve_ct2_model(settings.whisper_model, settings.models_dir)
+        resolve_diarization_pipeline(settings.diarization_pipeline or None, settings.models_dir)
+    except ModelError as exc:
+        return str(exc)
+    return None
+
+
+def create_app(settings: Settings | None = None, *, queue: JobQueue | None = None) -> FastAPI:
+    """Build the app; storage, engine and queue are set up in its lifespan."""
+    settings = settings or get_settings()
+    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.ensure_dirs()
+        engine = make_engine(settings)
+        migrate(engine, settings)
+        storage = Storage(settings.recordings_dir)
+        storage.ensure()
+        removed = storage.cleanup_stale_temp()
+        if removed:
+            log.warning("removed %d temp file(s) left by interrupted uploads", len(removed))
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.storage = storage
+        app.state.token_key = settings.token_key()
+        app.state.jobs = queue if queue is not None else NullQueue()
+        app.state.models_problem = lambda: _models_problem(settings)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Sourcebook",
+        version="0.1.0",
+        summary="Interview archive: local transcription, quotes, citations and consent.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return JSONResponse(
+            status_code=422,
+            content={"detail": f"Invalid request: {problems[:1000]}", "errors": _jsonable(exc)},
+        )
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.status_code, content={"detail": exc.detail}, headers=exc.headers
+        )
+
+    app.include_router(health.router)
+    for module in (users, people, recordings, jobs, audit):
+        app.include_router(module.router, prefix=API_PREFIX)
+    return app
+
+
+def _jsonable(exc: RequestValidationError) -> list[dict[str, object]]:
+    return [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()
+    ]

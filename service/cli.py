@@ -1,0 +1,204 @@
+"""The ``sourcebook`` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from service.config import Settings, get_settings
+
+app = typer.Typer(help="Sourcebook: an interview archive for non-fiction writers.",
+                  no_args_is_help=True)
+users_app = typer.Typer(help="Manage users and their API tokens.", no_args_is_help=True)
+models_app = typer.Typer(help="Install and list the local model weights.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(models_app, name="models")
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    settings.ensure_dirs()
+    return settings
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to the latest version."""
+    from service.db import make_engine
+    from service.db import migrate as run_migrations
+
+    settings = _settings()
+    run_migrations(make_engine(settings), settings)
+    typer.echo("database is at the latest schema")
+
+
+@users_app.command("create")
+def users_create(
+    name: str,
+    role: Annotated[str, typer.Option(help="researcher, author, editor or admin")],
+) -> None:
+    """Create a user; the token is printed once, as the last line."""
+    from sqlmodel import Session
+
+    from service import auth
+    from service.crud import audit
+    from service.db import make_engine
+    from service.db import migrate as run_migrations
+    from service.models.users import Role
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        _fail(f"unknown role {role!r}; use one of: researcher, author, editor, admin")
+        return
+    settings = _settings()
+    engine = make_engine(settings)
+    run_migrations(engine, settings)
+    with Session(engine) as session:
+        try:
+            user, token = auth.create_user(
+                session, key=settings.token_key(), name=name, role=role_value
+            )
+        except ValueError as exc:
+            _fail(str(exc))
+            return
+        audit.record(session, actor=None, action="create", object_type="user",
+                     object_id=user.id, summary=f"role {role_value.value} (cli)")
+        session.commit()
+        typer.echo(f"created user {user.name!r} (id {user.id}, role {role_value.value}).")
+        typer.echo("This token is shown once; keep it secret:")
+        typer.echo(token)
+
+
+@users_app.command("token")
+def users_token(name: str) -> None:
+    """Issue an additional token for an existing user (printed once, last line)."""
+    from sqlmodel import Session, select
+
+    from service import auth
+    from service.crud import audit
+    from service.db import make_engine
+    from service.db import migrate as run_migrations
+    from service.models.users import User
+
+    settings = _settings()
+    engine = make_engine(settings)
+    run_migrations(engine, settings)
+    with Session(engine) as session:
+        user = session.exec(select(User).where(User.name == name)).first()
+        if user is None:
+            _fail(f"no user named {name!r}; create one with `sourcebook users create`")
+            return
+        token = auth.issue_token(session, key=settings.token_key(), user=user, label="cli")
+        audit.record(session, actor=None, action="token", object_type="user", object_id=user.id)
+        session.commit()
+        typer.echo(token)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users and their roles."""
+    from sqlmodel import Session, col, select
+
+    from service.db import make_engine
+    from service.models.users import User
+
+    settings = _settings()
+    with Session(make_engine(settings)) as session:
+        for user in session.exec(select(User).order_by(col(User.id))).all():
+            typer.echo(f"{user.id}\t{user.name}\t{user.role.value}")
+
+
+@models_app.command("install")
+def models_install() -> None:
+    """Assemble the bundled models under SOURCEBOOK_MODELS_DIR (offline, idempotent)."""
+    from pipelines.errors import ModelError
+    from pipelines.models import install_models
+
+    settings = _settings()
+    try:
+        installed = install_models(settings.models_dir, progress=lambda m: typer.echo(m))
+    except ModelError as exc:
+        _fail(str(exc))
+        return
+    for info in installed:
+        typer.echo(f"{info.name:<28} {info.kind:<9} {info.size_bytes / 1e6:9.1f} MB  {info.path}")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Show the installed models with sizes and checksums."""
+    from pipelines.models import list_models
+
+    settings = _settings()
+    found = list_models(settings.models_dir)
+    if not found:
+        typer.echo(f"no models in {settings.models_dir}; run `sourcebook models install`")
+        raise typer.Exit(1)
+    for info in found:
+        typer.echo(
+            f"{info.name:<28} {info.kind:<9} {info.size_bytes / 1e6:9.1f} MB  "
+            f"sha256 {info.sha256[:16]}…  {info.path}"
+        )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: SOURCEBOOK_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: SOURCEBOOK_PORT")] = None,
+    admin_token: Annotated[
+        bool, typer.Option(help="Issue and print a fresh admin token before starting.")
+    ] = False,
+) -> None:
+    """Start the API (and, without Redis, the embedded job workers)."""
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = _settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    if admin_token:
+        _print_admin_token(settings)
+    typer.echo(f"Sourcebook on http://{settings.host}:{settings.port}  "
+               f"(API docs: http://{settings.host}:{settings.port}/docs)")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=os.environ.get("SOURCEBOOK_LOG_LEVEL", "info"))
+
+
+def _print_admin_token(settings: Settings) -> None:
+    from sqlmodel import Session, select
+
+    from service import auth
+    from service.crud import audit
+    from service.db import make_engine
+    from service.db import migrate as run_migrations
+    from service.models.users import Role, User
+
+    engine = make_engine(settings)
+    run_migrations(engine, settings)
+    with Session(engine) as session:
+        user = session.exec(select(User).where(User.name == "admin")).first()
+        if user is None:
+            user, token = auth.create_user(
+                session, key=settings.token_key(), name="admin", role=Role.admin
+            )
+        else:
+            token = auth.issue_token(session, key=settings.token_key(), user=user, label="serve")
+        audit.record(session, actor=None, action="token", object_type="user", object_id=user.id,
+                     summary="admin token issued by `serve --admin-token`")
+        session.commit()
+    typer.echo("Admin token (shown once):")
+    typer.echo(f"  {token}")
+    typer.echo(f"  export SOURCEBOOK_TOKEN={token}")
+    sys.stdout.flush()

@@ -1,0 +1,97 @@
+"""Settings: the only place that reads the environment.
+
+Every setting can be given as an environment variable with the ``SOURCEBOOK_`` prefix
+(``SOURCEBOOK_DATABASE_URL``, ``SOURCEBOOK_MAX_UPLOAD_MB`` ...) or in a ``.env`` file.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of the service, the worker and the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="SOURCEBOOK_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Holds the SQLite database and the secret key.")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
+    recordings_dir: Path = Field(Path("recordings"), description="Original and normalised media.")
+    transcripts_dir: Path = Field(Path("transcripts"), description="Exports and reports.")
+    models_dir: Path = Field(Path("models"), description="Model weights (sourcebook models install).")
+    redis_url: str = Field("", description="redis://host:port/db; empty means the embedded queue.")
+    max_upload_mb: int = Field(4096, ge=1, description="Largest accepted upload in MiB.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    secret_key: str = Field(
+        "",
+        description="Key for hashing API tokens; empty means one generated in data_dir/secret_key.",
+    )
+
+    asr_backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    whisper_model: str = Field("base", description="'base', 'tiny.en' or a CT2 model directory.")
+    openai_whisper_model: str = Field("base", description="'base', 'tiny.en' or a .pt checkpoint.")
+    diarization_pipeline: str = Field("", description="A pyannote pipeline directory; empty = bundled.")
+    compute_type: str = Field("int8", description="CTranslate2 compute type: int8, float32 ...")
+    beam_size: int = Field(5, ge=1, le=10)
+
+    embedded_workers: int = Field(
+        1, ge=0, description="Queue consumer threads that `serve` runs in-process without Redis."
+    )
+    job_max_attempts: int = Field(3, ge=1)
+    job_stale_seconds: int = Field(
+        120, ge=10, description="A running job with no heartbeat for this long is re-queued."
+    )
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'sourcebook.db').resolve()}"
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    def token_key(self) -> bytes:
+        """The HMAC key for API tokens: the setting, or a per-installation secret file.
+
+        The file is created on first use with mode 0600, so no secret ever sits in the repo.
+        """
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_urlsafe(48))
+            tmp.chmod(0o600)
+            try:
+                # link() fails if another process won the race; then its key is the key.
+                path.hardlink_to(tmp)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
+        return path.read_text().strip().encode()
+
+    def ensure_dirs(self) -> None:
+        """Create the storage directories (idempotent)."""
+        for d in (self.data_dir, self.recordings_dir, self.transcripts_dir, self.models_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

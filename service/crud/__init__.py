@@ -1,0 +1,1 @@
+"""Database operations: keyword-only functions; each public write commits once."""

@@ -1,0 +1,91 @@
+"""Jobs: create, cancel, list. The Job row is the source of truth; the queue delivers."""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from service.crud import audit
+from service.models.base import utcnow
+from service.models.jobs import Job, JobOptions, JobState
+from service.models.recordings import Recording, RecordingStatus
+from service.models.users import User
+
+ACTIVE = (JobState.queued, JobState.running)
+
+
+class JobConflict(Exception):
+    """The request clashes with the job's state (e.g. a run is already active)."""
+
+
+def active_job(session: Session, recording_id: int) -> Job | None:
+    return session.exec(
+        select(Job).where(Job.recording_id == recording_id, col(Job.state).in_(ACTIVE))
+    ).first()
+
+
+def create_job(
+    session: Session, *, recording: Recording, options: JobOptions, actor: User
+) -> Job:
+    """Queue a transcription of ``recording``; refuses while another run is active."""
+    assert recording.id is not None
+    running = active_job(session, recording.id)
+    if running is not None:
+        raise JobConflict(
+            f"Recording {recording.id} already has job {running.id} {running.state.value}. "
+            f"Wait for it, or cancel it with POST /api/v1/jobs/{running.id}/cancel."
+        )
+    merged = JobOptions(language=recording.language, num_speakers=recording.num_speakers)
+    merged = merged.model_copy(update=options.model_dump(exclude_none=True))
+    job = Job(
+        recording_id=recording.id,
+        options=merged.model_dump(exclude_none=True),
+        created_by=actor.id,
+    )
+    session.add(job)
+    recording.status = RecordingStatus.queued
+    session.add(recording)
+    session.flush()
+    audit.record(
+        session, actor=actor, action="transcribe", object_type="job", object_id=job.id,
+        summary=f"recording {recording.id}",
+    )
+    session.commit()
+    return job
+
+
+def request_cancel(session: Session, *, job: Job, actor: User) -> Job:
+    """Cancel a queued job now, or ask a running one to stop at its next progress point."""
+    if job.state not in ACTIVE:
+        raise JobConflict(f"Job {job.id} is already {job.state.value}; nothing to cancel.")
+    job.cancel_requested = True
+    if job.state == JobState.queued:
+        job.state = JobState.cancelled
+        job.finished_at = utcnow()
+        recording = session.get(Recording, job.recording_id)
+        if recording is not None and recording.status == RecordingStatus.queued:
+            recording.status = RecordingStatus.failed
+            session.add(recording)
+    session.add(job)
+    audit.record(session, actor=actor, action="cancel", object_type="job", object_id=job.id)
+    session.commit()
+    return job
+
+
+def list_jobs(
+    session: Session,
+    *,
+    visible: object,
+    state: JobState | None = None,
+    recording_id: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[Job], int]:
+    query = select(Job).join(Recording, Recording.id == Job.recording_id).where(visible)  # type: ignore[arg-type]
+    if state is not None:
+        query = query.where(Job.state == state)
+    if recording_id is not None:
+        query = query.where(Job.recording_id == recording_id)
+    count = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(col(Job.id).desc()).limit(limit).offset(offset)).all()
+    return list(rows), count

@@ -1,0 +1,122 @@
+"""Where media lives on disk: server-generated paths, atomic placement, fixity.
+
+Layout under the recordings root (see recordings/README.md)::
+
+    <root>/<recording id>/original.<ext>     the uploaded bytes, never modified
+    <root>/<recording id>/normalised.wav     16 kHz mono PCM made by the worker
+    <root>/.tmp/<host>/<pid>-<random>.part   uploads in flight (same filesystem, so
+                                             placing one is an atomic rename)
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import secrets
+import shutil
+import socket
+from pathlib import Path
+
+CHUNK = 1024 * 1024
+
+#: ffprobe format names to the extension the stored original gets.
+FORMAT_EXTENSIONS = {
+    "wav": "wav",
+    "mp3": "mp3",
+    "flac": "flac",
+    "ogg": "ogg",
+    "matroska,webm": "mkv",
+    "mov,mp4,m4a,3gp,3g2,mj2": "mp4",
+    "aac": "aac",
+    "aiff": "aiff",
+    "asf": "wma",
+    "amr": "amr",
+    "avi": "avi",
+    "caf": "caf",
+}
+
+
+class StorageFullError(OSError):
+    """The storage volume has no room left (ENOSPC/EDQUOT)."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Storage:
+    """The recordings root and the operations on it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.tmp_dir = self.root / ".tmp" / socket.gethostname()
+
+    def ensure(self) -> None:
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    def new_temp(self) -> Path:
+        self.ensure()
+        return self.tmp_dir / f"{os.getpid()}-{secrets.token_hex(8)}.part"
+
+    def cleanup_stale_temp(self) -> list[Path]:
+        """Remove temp files left by processes of this host that are gone (a crash)."""
+        removed: list[Path] = []
+        if not self.tmp_dir.exists():
+            return removed
+        for p in self.tmp_dir.iterdir():
+            pid_part = p.name.split("-", 1)[0]
+            if pid_part.isdigit() and _pid_alive(int(pid_part)) and int(pid_part) != 0:
+                continue
+            p.unlink(missing_ok=True)
+            removed.append(p)
+        return removed
+
+    def recording_dir(self, recording_id: int) -> Path:
+        return self.root / str(int(recording_id))
+
+    def path_of(self, relative: str) -> Path:
+        """Resolve a stored relative path, refusing anything outside the root."""
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"stored path escapes the recordings root: {relative!r}")
+        return path
+
+    def place_original(self, tmp: Path, recording_id: int, ext: str) -> str:
+        """Move an uploaded temp file into place; returns the path relative to the root."""
+        target_dir = self.recording_dir(recording_id)
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / f"original.{ext}"
+        os.replace(tmp, target)
+        target.chmod(0o444)
+        return str(target.relative_to(self.root))
+
+    def remove_recording(self, recording_id: int) -> None:
+        shutil.rmtree(self.recording_dir(recording_id), ignore_errors=True)
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.root).free
+
+
+def extension_for(format_name: str) -> str:
+    return FORMAT_EXTENSIONS.get(format_name, "bin")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
