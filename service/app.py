@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from service.api import audit, health, jobs, people, recordings, users
+from service.api import audit, health, jobs, people, recordings, transcripts, users
 from service.config import Settings, get_settings
 from service.db import make_engine, migrate
-from service.queue import JobQueue, NullQueue
+from service.queue import HueyQueue, JobQueue, make_huey
 from service.storage import Storage
 
 log = logging.getLogger("sourcebook")
@@ -32,6 +32,34 @@ def _models_problem(settings: Settings) -> str | None:
     except ModelError as exc:
         return str(exc)
     return None
+
+
+def _start_embedded_workers(
+    settings: Settings, engine: object, storage: Storage, jobs: JobQueue
+) -> Callable[[], None] | None:
+    """Without Redis, `serve` runs the queue consumers in-process (the laptop setup)."""
+    if settings.redis_url or settings.embedded_workers <= 0 or not isinstance(jobs, HueyQueue):
+        return None
+    from pipelines.runner import ModelCache
+    from service import tasks
+
+    ctx = tasks.WorkerContext(
+        settings=settings, engine=engine, storage=storage,  # type: ignore[arg-type]
+        models=ModelCache(settings.models_dir, keep=True), queue=jobs,
+    )
+    tasks.set_context(ctx)
+    consumer = jobs.consumer(settings.embedded_workers)
+    consumer.start()
+    recovery = tasks.Recovery(ctx)
+    recovery.start()
+    log.info("embedded queue: %d worker thread(s)", settings.embedded_workers)
+
+    def stop() -> None:
+        recovery.stop()
+        consumer.stop(graceful=False)
+        tasks.set_context(None)
+
+    return stop
 
 
 def create_app(settings: Settings | None = None, *, queue: JobQueue | None = None) -> FastAPI:
@@ -53,11 +81,15 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         app.state.engine = engine
         app.state.storage = storage
         app.state.token_key = settings.token_key()
-        app.state.jobs = queue if queue is not None else NullQueue()
+        jobs: JobQueue = queue if queue is not None else HueyQueue(make_huey(settings))
+        app.state.jobs = jobs
         app.state.models_problem = lambda: _models_problem(settings)
+        embedded = _start_embedded_workers(settings, engine, storage, jobs)
         try:
             yield
         finally:
+            if embedded is not None:
+                embedded()
             engine.dispose()
 
     app = FastAPI(
@@ -84,7 +116,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         )
 
     app.include_router(health.router)
-    for module in (users, people, recordings, jobs, audit):
+    for module in (users, people, recordings, jobs, transcripts, audit):
         app.include_router(module.router, prefix=API_PREFIX)
     return app
 

@@ -23,7 +23,7 @@ from service.db import SessionDep
 from service.models.base import utcnow
 from service.models.users import ApiToken, Role, User
 
-TOKEN_PREFIX = "sb_"
+TOKEN_PREFIX = "sb_"  # noqa: S105 - a prefix, not a secret
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 #: Who may do what (API.md). Admin is in every group.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -176,6 +177,49 @@ def serve(
                 log_level=os.environ.get("SOURCEBOOK_LOG_LEVEL", "info"))
 
 
+@app.command()
+def worker(
+    workers: Annotated[int, typer.Option(help="Job threads in this process.")] = 1,
+    check: Annotated[bool, typer.Option(help="Only check database and queue; exit 0 if ok.")
+                     ] = False,
+) -> None:
+    """Run a queue worker: Huey on Redis when SOURCEBOOK_REDIS_URL is set, else SQLite."""
+    import logging
+
+    import sqlalchemy as sa
+
+    from pipelines.runner import ModelCache
+    from service import tasks
+    from service.db import make_engine
+    from service.db import migrate as run_migrations
+    from service.queue import HueyQueue, make_huey
+    from service.storage import Storage
+
+    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+    settings = _settings()
+    engine = make_engine(settings)
+    queue = HueyQueue(make_huey(settings))
+    if check:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        queue.ping()
+        typer.echo("ok")
+        return
+    logging.basicConfig(level=os.environ.get("SOURCEBOOK_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_migrations(engine, settings)
+    storage = Storage(settings.recordings_dir)
+    storage.ensure()
+    ctx = tasks.WorkerContext(settings=settings, engine=engine, storage=storage,
+                              models=ModelCache(settings.models_dir, keep=True), queue=queue)
+    tasks.set_context(ctx)
+    recovery = tasks.Recovery(ctx)
+    recovery.start()
+    typer.echo(f"worker {ctx.name}: {workers} thread(s) on "
+               f"{'Redis' if settings.redis_url else 'the SQLite queue'}")
+    queue.consumer(workers).run()
+
+
 def _print_admin_token(settings: Settings) -> None:
     from sqlmodel import Session, select
 
@@ -202,3 +246,82 @@ def _print_admin_token(settings: Settings) -> None:
     typer.echo(f"  {token}")
     typer.echo(f"  export SOURCEBOOK_TOKEN={token}")
     sys.stdout.flush()
+
+
+@app.command()
+def transcribe(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    language: Annotated[str, typer.Option(help="auto, zh, en, ...")] = "auto",
+    backend: Annotated[str, typer.Option(help="faster-whisper or openai-whisper")] = "",
+    model: Annotated[str, typer.Option(help="base, tiny.en, or a local model path")] = "",
+    num_speakers: Annotated[int | None, typer.Option(help="Exact speaker count, if known")
+                            ] = None,
+    diarize: Annotated[bool, typer.Option(help="Find who spoke when")] = True,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: next to FILE)")
+                   ] = None,
+    formats: Annotated[str, typer.Option(help="Comma-separated: txt,srt,json,vtt,md")
+                       ] = "txt,srt,json",
+) -> None:
+    """Transcribe a file locally, without a server; writes txt, srt and json."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pipelines.errors import PipelineError
+    from pipelines.export import WRITERS, ExportDoc, ExportSegment
+    from pipelines.runner import STAGE_WEIGHTS, ModelCache, RunOptions, run
+
+    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+    settings = _settings()
+    chosen = [f.strip() for f in formats.split(",") if f.strip()]
+    unknown = [f for f in chosen if f not in WRITERS]
+    if unknown:
+        _fail(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(WRITERS)}")
+    backend = backend or settings.asr_backend
+    if backend not in ("faster-whisper", "openai-whisper"):
+        _fail(f"unknown backend {backend!r}; use faster-whisper or openai-whisper")
+    default_model = (settings.whisper_model if backend == "faster-whisper"
+                     else settings.openai_whisper_model)
+    options = RunOptions(
+        backend=backend,  # type: ignore[arg-type]
+        model=model or default_model,
+        language=language,
+        beam_size=settings.beam_size,
+        compute_type=settings.compute_type,
+        diarize=diarize,
+        num_speakers=num_speakers,
+        diarization_pipeline=settings.diarization_pipeline or None,
+    )
+    stages = [s for s in STAGE_WEIGHTS if diarize or s != "diarize"]
+    with Progress(TextColumn("{task.description:<10}"), BarColumn(),
+                  TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn()) as bar:
+        ids = {s: bar.add_task(s, total=1.0) for s in stages}
+
+        def progress(stage: str, fraction: float) -> None:
+            if stage in ids:
+                bar.update(ids[stage], completed=fraction)
+
+        try:
+            result = run(file, options, models=ModelCache(settings.models_dir, keep=False,
+                                                          cpu_threads=0), progress=progress)
+        except PipelineError as exc:
+            _fail(str(exc))
+            return
+    doc = ExportDoc(
+        title=file.name,
+        language=result.language,
+        metadata={"source": file.name, "language": result.language,
+                  "model": f"{result.transcription.backend} {result.transcription.model}"},
+        segments=[ExportSegment(start=s.start, end=s.end, speaker=s.speaker, label=s.speaker,
+                                text=s.text, language=s.language,
+                                words=tuple({"start": w.start, "end": w.end, "text": w.text,
+                                             "probability": w.probability} for w in s.words))
+                  for s in result.segments],
+    )
+    target = out or file.parent
+    target.mkdir(parents=True, exist_ok=True)
+    for fmt in chosen:
+        path = target / f"{file.stem}.{fmt}"
+        path.write_text(WRITERS[fmt](doc), encoding="utf-8")
+        typer.echo(f"wrote {path}")
+    speakers = len({s.speaker for s in result.segments})
+    typer.echo(f"{len(result.segments)} segments, {speakers} speaker(s), language "
+               f"{result.language}; stage seconds: {result.timings}")

@@ -20,11 +20,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SOURCEBOOK_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(Path("data"), description="Holds the SQLite database and the secret key.")
+    data_dir: Path = Field(Path("data"), description="SQLite database, queue and secret key.")
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
     recordings_dir: Path = Field(Path("recordings"), description="Original and normalised media.")
     transcripts_dir: Path = Field(Path("transcripts"), description="Exports and reports.")
-    models_dir: Path = Field(Path("models"), description="Model weights (sourcebook models install).")
+    models_dir: Path = Field(Path("models"), description="Weights: `sourcebook models install`.")
     redis_url: str = Field("", description="redis://host:port/db; empty means the embedded queue.")
     max_upload_mb: int = Field(4096, ge=1, description="Largest accepted upload in MiB.")
     host: str = "127.0.0.1"
@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     asr_backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
     whisper_model: str = Field("base", description="'base', 'tiny.en' or a CT2 model directory.")
     openai_whisper_model: str = Field("base", description="'base', 'tiny.en' or a .pt checkpoint.")
-    diarization_pipeline: str = Field("", description="A pyannote pipeline directory; empty = bundled.")
+    diarization_pipeline: str = Field("", description="pyannote pipeline dir; empty = bundled.")
     compute_type: str = Field("int8", description="CTranslate2 compute type: int8, float32 ...")
     beam_size: int = Field(5, ge=1, le=10)
 

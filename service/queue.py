@@ -1,28 +1,87 @@
 """The job queue: Huey on SQLite by default, on Redis when SOURCEBOOK_REDIS_URL is set.
 
 The queue only delivers job ids; the Job row holds the truth (state, progress,
-attempts). Huey delivers at most once, so anything a crash loses is found again
-by ``recover_stale_jobs`` from the Job table.
+attempts). Huey delivers at most once, so whatever a crash or a Redis restart loses
+is found again from the Job table by ``service.tasks.recover``; a job delivered twice
+is harmless, because a worker must first claim it (queued -> running) in the database.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
+
+from service.config import Settings
+
+TASK_NAME = "sourcebook.run_job"
 
 
 class JobQueue(Protocol):
     """What the API needs from a queue."""
 
-    def enqueue(self, job_id: int) -> None: ...
+    def enqueue(self, job_id: int, delay: float | None = None) -> None: ...
 
     def ping(self) -> None: ...
 
 
 class NullQueue:
-    """Delivers nothing: jobs stay queued in the database (used where no worker runs)."""
+    """Delivers nothing: jobs stay queued in the database until a worker recovers them."""
 
-    def enqueue(self, job_id: int) -> None:
+    def enqueue(self, job_id: int, delay: float | None = None) -> None:
         return None
 
     def ping(self) -> None:
         return None
+
+
+def make_huey(settings: Settings) -> Any:
+    """The Huey instance for these settings (the same for producers and consumers)."""
+    if settings.redis_url:
+        from huey import RedisHuey
+
+        return RedisHuey("sourcebook", url=settings.redis_url, results=False)
+    from huey import SqliteHuey
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(
+        "sourcebook", filename=str((settings.data_dir / "queue.db").resolve()), results=False
+    )
+
+
+class HueyQueue:
+    """Jobs on a Huey instance; ``run_job(job_id)`` is what a consumer executes."""
+
+    def __init__(self, huey: Any) -> None:
+        self.huey = huey
+
+        def run_job(job_id: int) -> None:
+            from service import tasks
+
+            tasks.execute_delivered(job_id)
+
+        self.task = huey.task(name=TASK_NAME)(run_job)
+
+    def enqueue(self, job_id: int, delay: float | None = None) -> None:
+        if delay:
+            self.task.schedule(args=(job_id,), delay=delay)
+        else:
+            self.task(job_id)
+
+    def ping(self) -> None:
+        storage = self.huey.storage
+        if hasattr(storage, "conn") and hasattr(storage.conn, "ping"):
+            storage.conn.ping()
+        else:
+            self.huey.pending_count()
+
+    def waiting_job_ids(self) -> set[int]:
+        """Job ids sitting in the queue or its schedule (for recovery)."""
+        ids: set[int] = set()
+        for task in [*self.huey.pending(), *self.huey.scheduled()]:
+            if task.args:
+                ids.add(int(task.args[0]))
+        return ids
+
+    def consumer(self, workers: int) -> Any:
+        return self.huey.create_consumer(
+            workers=workers, worker_type="thread", periodic=False, check_worker_health=True
+        )

@@ -95,7 +95,7 @@ class Storage:
         target_dir = self.recording_dir(recording_id)
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / f"original.{ext}"
-        os.replace(tmp, target)
+        tmp.replace(target)
         target.chmod(0o444)
         return str(target.relative_to(self.root))
 

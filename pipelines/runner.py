@@ -1,0 +1,248 @@
+"""The whole pipeline: normalise -> transcribe -> diarize -> merge, each stage timed.
+
+``run(src, options, models=..., progress=...)`` is what both the CLI and the worker
+call. Models come from a :class:`ModelCache`: a worker keeps one for its lifetime
+(models load once per process), the one-shot CLI lets it drop each model as soon as
+its stage is done, so a long file never holds Whisper and pyannote in memory at once.
+"""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pipelines.errors import ModelError
+from pipelines.types import AudioInfo, Diarization, ProgressCallback, Segment, Transcription
+
+Backend = Literal["faster-whisper", "openai-whisper"]
+
+#: Share of the overall progress bar each stage gets (by typical run time on CPU).
+STAGE_WEIGHTS: dict[str, float] = {
+    "normalise": 0.05,
+    "transcribe": 0.55,
+    "diarize": 0.35,
+    "merge": 0.05,
+}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What to run. Model specs are names ('base', 'tiny.en') or local paths."""
+
+    backend: Backend = "faster-whisper"
+    model: str = "base"
+    language: str = "auto"
+    beam_size: int = 5
+    vad: bool = True
+    compute_type: str = "int8"
+    initial_prompt: str | None = None
+    diarize: bool = True
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    diarization_pipeline: str | None = None
+    max_segment_seconds: float = 30.0
+    max_pause: float = 1.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything a run produced, plus how long each stage took (seconds)."""
+
+    audio: AudioInfo
+    normalised: Path
+    transcription: Transcription
+    diarization: Diarization
+    segments: tuple[Segment, ...]
+    timings: dict[str, float]
+    model_path: str
+
+    @property
+    def language(self) -> str:
+        return self.transcription.language
+
+
+@dataclass
+class ModelCache:
+    """Loaded models, keyed by what was loaded. ``keep=False`` frees after each use."""
+
+    models_dir: Path
+    keep: bool = True
+    cpu_threads: int = 0
+    _asr: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+    _diarizers: dict[str, Any] = field(default_factory=dict)
+
+    def asr(self, backend: Backend, spec: str, compute_type: str) -> tuple[Any, str]:
+        """A loaded ASR backend and the path it came from."""
+        from pipelines.models import resolve_ct2_model, resolve_openai_checkpoint
+
+        if backend == "faster-whisper":
+            path = resolve_ct2_model(spec, self.models_dir)
+        elif backend == "openai-whisper":
+            path = resolve_openai_checkpoint(spec, self.models_dir)
+        else:
+            raise ModelError(
+                f"unknown ASR backend {backend!r}: use faster-whisper or openai-whisper"
+            )
+        key = (backend, str(path), compute_type)
+        if key not in self._asr:
+            if backend == "faster-whisper":
+                from pipelines.asr.faster import load_faster_whisper
+
+                self._asr[key] = load_faster_whisper(
+                    path, compute_type=compute_type, cpu_threads=self.cpu_threads
+                )
+            else:
+                from pipelines.asr.openai import load_openai_whisper
+
+                self._asr[key] = load_openai_whisper(path, threads=self.cpu_threads or None)
+        return self._asr[key], str(path)
+
+    def diarizer(self, spec: str | None) -> Any:
+        from pipelines.diarize import load_diarizer
+        from pipelines.models import resolve_diarization_pipeline
+
+        path = resolve_diarization_pipeline(spec, self.models_dir)
+        if str(path) not in self._diarizers:
+            self._diarizers[str(path)] = load_diarizer(path)
+        return self._diarizers[str(path)]
+
+    def release(self) -> None:
+        """Drop models unless this cache keeps them (the CLI's case)."""
+        if not self.keep:
+            self._asr.clear()
+            self._diarizers.clear()
+            gc.collect()
+
+
+class StageProgress:
+    """Maps per-stage fractions onto one 0..1 scale and forwards both."""
+
+    def __init__(self, callback: ProgressCallback | None, stages: list[str]) -> None:
+        self.callback = callback
+        total = sum(STAGE_WEIGHTS[s] for s in stages)
+        self.offsets: dict[str, float] = {}
+        acc = 0.0
+        for s in stages:
+            self.offsets[s] = acc / total
+            acc += STAGE_WEIGHTS[s]
+        self.weights = {s: STAGE_WEIGHTS[s] / total for s in stages}
+
+    def overall(self, stage: str, fraction: float) -> float:
+        fraction = min(max(fraction, 0.0), 1.0)
+        return self.offsets[stage] + self.weights[stage] * fraction
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if self.callback is not None:
+            self.callback(stage, min(max(fraction, 0.0), 1.0))
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = round(time.perf_counter() - t0, 3)
+
+
+def run(
+    src: Path,
+    options: RunOptions,
+    *,
+    models: ModelCache,
+    progress: ProgressCallback | None = None,
+    normalised_out: Path | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run the stages in order on ``src`` (any media ffmpeg reads).
+
+    ``progress(stage, fraction)`` is called with each stage's own 0..1 fraction, and
+    may raise ``CancelledError`` to stop. The normalised WAV goes to ``normalised_out``
+    (or a temp file that is removed afterwards).
+    """
+    from pipelines.asr.base import AsrOptions
+    from pipelines.audio import load_waveform, normalise
+    from pipelines.merge import assign_speakers
+
+    timings: dict[str, float] = {}
+    report = StageProgress(
+        progress, ["normalise", "transcribe", "diarize", "merge"] if options.diarize
+        else ["normalise", "transcribe", "merge"]
+    )
+    tmp_dir: tempfile.TemporaryDirectory[str] | None = None
+    if normalised_out is None:
+        tmp_dir = tempfile.TemporaryDirectory(prefix="sourcebook-")
+        normalised_out = Path(tmp_dir.name) / "normalised.wav"
+    try:
+        _stage(on_stage, "normalise")
+        with _timed(timings, "normalise"):
+            info = normalise(src, normalised_out, progress=report)
+            report("normalise", 1.0)
+            audio = load_waveform(normalised_out)
+
+        _stage(on_stage, "transcribe")
+        with _timed(timings, "transcribe"):
+            backend, model_path = models.asr(options.backend, options.model, options.compute_type)
+            asr_options = AsrOptions(
+                language=options.language or "auto",
+                beam_size=options.beam_size,
+                vad=options.vad,
+                initial_prompt=options.initial_prompt,
+            )
+            transcription: Transcription = backend.transcribe(audio, asr_options, report)
+            report("transcribe", 1.0)
+        models.release()
+
+        diarization = Diarization(turns=())
+        if options.diarize:
+            from pipelines.diarize import diarize
+
+            _stage(on_stage, "diarize")
+            with _timed(timings, "diarize"):
+                diarizer = models.diarizer(options.diarization_pipeline)
+                diarization = diarize(
+                    diarizer,
+                    audio,
+                    num_speakers=options.num_speakers,
+                    min_speakers=options.min_speakers,
+                    max_speakers=options.max_speakers,
+                    progress=report,
+                )
+                report("diarize", 1.0)
+            models.release()
+
+        _stage(on_stage, "merge")
+        with _timed(timings, "merge"):
+            segments = assign_speakers(
+                transcription.words,
+                diarization.turns,
+                language=transcription.language,
+                max_pause=options.max_pause,
+                max_segment_seconds=options.max_segment_seconds,
+            )
+            report("merge", 1.0)
+        del audio
+        return RunResult(
+            audio=info,
+            normalised=normalised_out,
+            transcription=transcription,
+            diarization=diarization,
+            segments=segments,
+            timings=timings,
+            model_path=model_path,
+        )
+    finally:
+        if tmp_dir is not None:
+            tmp_dir.cleanup()
+
+
+def _stage(on_stage: Callable[[str], None] | None, stage: str) -> None:
+    if on_stage is not None:
+        on_stage(stage)

@@ -1,0 +1,418 @@
+"""The transcription job: claim, run the pipeline, store, report progress, honour cancel.
+
+Exactly-once results on an at-most-once queue:
+
+* a worker **claims** a job with one conditional UPDATE (queued -> running); a second
+  delivery of the same id finds nothing to claim and returns;
+* while it runs, a heartbeat thread writes progress and ``heartbeat_at`` every
+  couple of seconds and picks up cancel requests;
+* the transcript is written in **one transaction** keyed by ``job_id`` (unique), so a
+  job that runs twice still leaves one version;
+* ``recover`` re-queues jobs whose heartbeat went stale (a killed worker) and queued
+  jobs the queue no longer holds (a Redis restart).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from pipelines.errors import AudioError, CancelledError, ModelNotFoundError
+from pipelines.runner import ModelCache, RunOptions, RunResult, StageProgress
+from service.config import Settings
+from service.crud import audit
+from service.models.base import utcnow
+from service.models.jobs import Job, JobStage, JobState
+from service.models.people import Person
+from service.models.recordings import Participant, Recording, RecordingStatus, Speaker
+from service.models.transcripts import Segment, Transcript
+from service.storage import Storage, sha256_file
+
+log = logging.getLogger("sourcebook.worker")
+
+HEARTBEAT_SECONDS = 2.0
+RETRY_BASE_SECONDS = 15.0
+
+
+@dataclass
+class WorkerContext:
+    """What a worker process holds for its lifetime (models load once per process)."""
+
+    settings: Settings
+    engine: Engine
+    storage: Storage
+    models: ModelCache
+    queue: Any
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+
+_context: WorkerContext | None = None
+
+
+def set_context(ctx: WorkerContext | None) -> None:
+    global _context
+    _context = ctx
+
+
+def execute_delivered(job_id: int) -> None:
+    """Entry point of the queue task."""
+    if _context is None:
+        raise RuntimeError("no worker context: start workers with `sourcebook worker`")
+    execute(_context, job_id)
+
+
+class _Reporter:
+    """Collects progress from the pipeline thread; a heartbeat thread persists it."""
+
+    def __init__(self, ctx: WorkerContext, job_id: int, diarize: bool) -> None:
+        self.ctx = ctx
+        self.job_id = job_id
+        self.scale = StageProgress(None, ["normalise", "transcribe", "diarize", "merge"]
+                                   if diarize else ["normalise", "transcribe", "merge"])
+        self.stage: str = JobStage.normalise.value
+        self.progress = 0.0
+        self.cancelled = threading.Event()
+        self._stop = threading.Event()
+        self._dirty = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def on_stage(self, stage: str) -> None:
+        self.stage = stage
+        if stage in self.scale.offsets:
+            self.progress = max(self.progress, self.scale.overall(stage, 0.0))
+        self.flush()
+        self.check()
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if stage in self.scale.offsets:
+            self.progress = max(self.progress, self.scale.overall(stage, fraction))
+        self.check()
+
+    def check(self) -> None:
+        if self.cancelled.is_set():
+            raise CancelledError("cancelled by request")
+
+    def flush(self) -> None:
+        """Persist stage, progress and heartbeat now; learn about cancel requests."""
+        with Session(self.ctx.engine) as session:
+            session.execute(
+                sa.update(Job)
+                .where(col(Job.id) == self.job_id, col(Job.state) == JobState.running)
+                .values(stage=self.stage, progress=round(min(self.progress, 0.999), 4),
+                        heartbeat_at=utcnow())
+            )
+            session.commit()
+            wanted = session.exec(select(Job.cancel_requested).where(Job.id == self.job_id)).first()
+        if wanted is None or wanted:
+            self.cancelled.set()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self.flush()
+            except Exception:  # the database may blip; the next beat retries
+                log.exception("heartbeat of job %s failed", self.job_id)
+
+
+def claim(ctx: WorkerContext, job_id: int) -> Job | None:
+    """Atomically move a queued job to running; None if someone else has it."""
+    with Session(ctx.engine, expire_on_commit=False) as session:
+        now = utcnow()
+        result = session.execute(
+            sa.update(Job)
+            .where(col(Job.id) == job_id, col(Job.state) == JobState.queued,
+                   col(Job.cancel_requested).is_(False))
+            .values(state=JobState.running, attempts=Job.attempts + 1, worker=ctx.name,
+                    heartbeat_at=now, started_at=now, stage=JobStage.normalise, error=None)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            session.rollback()
+            return None
+        job = session.get(Job, job_id)
+        assert job is not None
+        recording = session.get(Recording, job.recording_id)
+        if recording is not None:
+            recording.status = RecordingStatus.processing
+            session.add(recording)
+        session.commit()
+        return job
+
+
+def run_options(ctx: WorkerContext, session: Session, job: Job, recording: Recording,
+                ) -> RunOptions:
+    from pipelines.vocabulary import build_prompt
+
+    opts = job.options or {}
+    people = session.exec(
+        select(Person).join(Participant, col(Participant.person_id) == Person.id)
+        .where(Participant.recording_id == recording.id)
+    ).all()
+    language = opts.get("language") or recording.language or "auto"
+    prompt = build_prompt(
+        [p.name for p in people],
+        sorted({p.organisation for p in people if p.organisation}),
+        language=language,
+    )
+    backend = opts.get("backend") or ctx.settings.asr_backend
+    default_model = (ctx.settings.whisper_model if backend == "faster-whisper"
+                     else ctx.settings.openai_whisper_model)
+    return RunOptions(
+        backend=backend,
+        model=opts.get("model") or default_model,
+        language=language,
+        beam_size=ctx.settings.beam_size,
+        compute_type=ctx.settings.compute_type,
+        initial_prompt=prompt,
+        num_speakers=opts.get("num_speakers"),
+        min_speakers=opts.get("min_speakers"),
+        max_speakers=opts.get("max_speakers"),
+        diarization_pipeline=ctx.settings.diarization_pipeline or None,
+    )
+
+
+def execute(ctx: WorkerContext, job_id: int) -> None:
+    """Run one job to a final state (or back to queued for a retry)."""
+    from pipelines.runner import run
+
+    job = claim(ctx, job_id)
+    if job is None:
+        log.info("job %s is not queued any more; skipping this delivery", job_id)
+        return
+    with Session(ctx.engine, expire_on_commit=False) as session:
+        recording = session.get(Recording, job.recording_id)
+        if recording is None:
+            return
+        options = run_options(ctx, session, job, recording)
+    assert recording.id is not None
+    reporter = _Reporter(ctx, job_id, options.diarize)
+    reporter.start()
+    try:
+        src = ctx.storage.path_of(recording.media_path)
+        normalised = ctx.storage.recording_dir(recording.id) / "normalised.wav"
+        result = run(src, options, models=ctx.models, progress=reporter,
+                     normalised_out=normalised, on_stage=reporter.on_stage)
+        reporter.on_stage(JobStage.store.value)
+        reporter.stop()
+        store(ctx, job_id, recording.id, result)
+    except CancelledError:
+        reporter.stop()
+        _finish(ctx, job_id, JobState.cancelled, "cancelled by request")
+    except (AudioError, ModelNotFoundError) as exc:
+        # Bad media and missing models do not get better by retrying.
+        reporter.stop()
+        _finish(ctx, job_id, JobState.failed, str(exc))
+    except Exception as exc:
+        reporter.stop()
+        log.exception("job %s failed", job_id)
+        _retry_or_fail(ctx, job_id, f"{type(exc).__name__}: {exc}")
+    finally:
+        reporter.stop()
+
+
+def _finish(ctx: WorkerContext, job_id: int, state: JobState, error: str | None) -> None:
+    with Session(ctx.engine) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return
+        job.state = state
+        job.error = error[:5000] if error else None
+        job.finished_at = utcnow()
+        session.add(job)
+        recording = session.get(Recording, job.recording_id)
+        if recording is not None and recording.status == RecordingStatus.processing:
+            has_transcript = session.exec(
+                select(Transcript.id).where(Transcript.recording_id == recording.id)
+            ).first()
+            recording.status = (RecordingStatus.transcribed if has_transcript
+                                else RecordingStatus.failed)
+            session.add(recording)
+        audit.record(session, actor=None, action=f"job-{state.value}", object_type="job",
+                     object_id=job_id, summary=(error or "")[:300])
+        session.commit()
+
+
+def _retry_or_fail(ctx: WorkerContext, job_id: int, error: str) -> None:
+    with Session(ctx.engine) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return
+        if job.attempts >= ctx.settings.job_max_attempts:
+            session.close()
+            _finish(ctx, job_id, JobState.failed,
+                    f"failed after {job.attempts} attempts; last error: {error}")
+            return
+        job.state = JobState.queued
+        job.error = f"attempt {job.attempts} failed, will retry: {error}"[:5000]
+        session.add(job)
+        session.commit()
+        delay = RETRY_BASE_SECONDS * 2 ** (job.attempts - 1)
+    ctx.queue.enqueue(job_id, delay=delay)
+
+
+def _word_dicts(segment: Any) -> list[dict[str, Any]]:
+    words = []
+    for w in segment.words:
+        d: dict[str, Any] = {"start": round(w.start, 3), "end": round(w.end, 3), "text": w.text,
+                             "probability": round(w.probability, 4)}
+        if w.original:
+            d["original"] = w.original
+        words.append(d)
+    return words
+
+
+def store(ctx: WorkerContext, job_id: int, recording_id: int, result: RunResult) -> None:
+    """Write the transcript version, its segments and speakers, in one transaction."""
+    from pipelines.text import cjk_spaced
+
+    normalised_sha = sha256_file(result.normalised)
+    with Session(ctx.engine) as session:
+        job = session.get(Job, job_id)
+        recording = session.get(Recording, recording_id)
+        if job is None or recording is None:
+            return  # deleted while running; its files went with it
+        if session.exec(select(Transcript.id).where(Transcript.job_id == job_id)).first():
+            log.info("job %s already stored its transcript", job_id)
+        else:
+            last = session.exec(
+                select(sa.func.max(Transcript.version)).where(
+                    Transcript.recording_id == recording_id)
+            ).one()
+            transcript = Transcript(
+                recording_id=recording_id,
+                version=(last or 0) + 1,
+                job_id=job_id,
+                backend=result.transcription.backend,
+                model=result.transcription.model,
+                language=result.transcription.language,
+                created_by=job.created_by,
+            )
+            session.add(transcript)
+            session.flush()
+            assert transcript.id is not None
+            session.add_all(
+                Segment(
+                    transcript_id=transcript.id, recording_id=recording_id, idx=i,
+                    start=round(s.start, 3), end=round(s.end, 3), speaker=s.speaker,
+                    text=s.text, language=s.language, words=_word_dicts(s),
+                    search_text=cjk_spaced(s.text),
+                )
+                for i, s in enumerate(result.segments)
+            )
+            _upsert_speakers(session, recording_id, result)
+        recording.status = RecordingStatus.transcribed
+        recording.normalised_path = str(result.normalised.relative_to(ctx.storage.root))
+        recording.normalised_sha256 = normalised_sha
+        recording.updated_at = utcnow()
+        session.add(recording)
+        job.state = JobState.succeeded
+        job.stage = JobStage.store
+        job.progress = 1.0
+        job.error = None
+        job.finished_at = utcnow()
+        job.heartbeat_at = utcnow()
+        job.timings = result.timings
+        session.add(job)
+        audit.record(session, actor=None, action="transcribed", object_type="recording",
+                     object_id=recording_id,
+                     summary=f"job {job_id}: {len(result.segments)} segments, "
+                             f"{len(result.diarization.speakers)} speakers")
+        try:
+            session.commit()
+        except IntegrityError:
+            # Another delivery of this job stored first (unique job_id): that one stands.
+            session.rollback()
+            log.info("job %s: transcript already stored by another delivery", job_id)
+
+
+def _upsert_speakers(session: Session, recording_id: int, result: RunResult) -> None:
+    labels = {s.speaker for s in result.segments} | set(result.diarization.speakers)
+    existing = {s.label: s for s in session.exec(
+        select(Speaker).where(Speaker.recording_id == recording_id)).all()}
+    for label in sorted(labels):
+        speaker = existing.get(label) or Speaker(recording_id=recording_id, label=label)
+        emb = result.diarization.embeddings.get(label)
+        if emb is not None:
+            speaker.embedding = [round(float(x), 6) for x in emb]
+        session.add(speaker)
+
+
+def recover(ctx: WorkerContext) -> list[int]:
+    """Re-queue jobs a dead worker held and queued jobs the queue lost; returns their ids."""
+    stale_before = utcnow() - timedelta(seconds=ctx.settings.job_stale_seconds)
+    requeued: list[int] = []
+    with Session(ctx.engine) as session:
+        stale = session.exec(
+            select(Job).where(col(Job.state) == JobState.running,
+                              col(Job.heartbeat_at) < stale_before)
+        ).all()
+        for job in stale:
+            assert job.id is not None
+            if job.attempts >= ctx.settings.job_max_attempts:
+                job.state = JobState.failed
+                job.error = (f"the worker running it stopped responding {job.attempts} times "
+                             "(crash or out of memory); check the worker logs, then "
+                             "POST /api/v1/recordings/{id}/transcribe to try again")
+                job.finished_at = utcnow()
+            else:
+                job.state = JobState.queued
+                job.error = f"re-queued: worker {job.worker} stopped responding"
+                requeued.append(job.id)
+            session.add(job)
+            audit.record(session, actor=None, action="job-recovered", object_type="job",
+                         object_id=job.id, summary=job.error or "")
+        session.commit()
+        queued = session.exec(select(Job.id).where(col(Job.state) == JobState.queued)).all()
+    waiting = ctx.queue.waiting_job_ids() if hasattr(ctx.queue, "waiting_job_ids") else set()
+    for job_id in queued:
+        if job_id is not None and (job_id in requeued or job_id not in waiting):
+            ctx.queue.enqueue(job_id)
+            if job_id not in requeued:
+                requeued.append(job_id)
+    return requeued
+
+
+class Recovery:
+    """Runs ``recover`` at start and then every ``interval`` seconds, in a thread."""
+
+    def __init__(self, ctx: WorkerContext, interval: float = 30.0) -> None:
+        self.ctx = ctx
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="recovery", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ids = recover(self.ctx)
+                if ids:
+                    log.warning("re-queued jobs %s", ids)
+            except Exception:
+                log.exception("job recovery sweep failed")
+            self._stop.wait(self.interval)
+            time.sleep(0)
