@@ -48,7 +48,7 @@ def _start_embedded_workers(
         models=ModelCache(settings.models_dir, keep=True), queue=jobs,
     )
     tasks.set_context(ctx)
-    consumer = jobs.consumer(settings.embedded_workers)
+    consumer = jobs.consumer(settings.embedded_workers, embedded=True)
     consumer.start()
     recovery = tasks.Recovery(ctx)
     recovery.start()

@@ -325,3 +325,7 @@ def transcribe(
     speakers = len({s.speaker for s in result.segments})
     typer.echo(f"{len(result.segments)} segments, {speakers} speaker(s), language "
                f"{result.language}; stage seconds: {result.timings}")
+
+
+if __name__ == "__main__":
+    app()

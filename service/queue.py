@@ -81,7 +81,14 @@ class HueyQueue:
                 ids.add(int(task.args[0]))
         return ids
 
-    def consumer(self, workers: int) -> Any:
-        return self.huey.create_consumer(
-            workers=workers, worker_type="thread", periodic=False, check_worker_health=True
+    def consumer(self, workers: int, *, embedded: bool = False) -> Any:
+        consumer = self.huey.create_consumer(
+            workers=workers, worker_type="thread", periodic=False, check_worker_health=True,
+            # Poll the SQLite queue at least every second once idle (default backs off to 10 s).
+            max_delay=1.0,
         )
+        if embedded:
+            # Inside `serve` the web server owns the signals (and TestClient runs the
+            # lifespan off the main thread, where signal handlers cannot be set).
+            consumer._set_signal_handlers = lambda: None
+        return consumer

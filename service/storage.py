@@ -99,6 +99,14 @@ class Storage:
         target.chmod(0o444)
         return str(target.relative_to(self.root))
 
+    def remove_partial_files(self, recording_id: int) -> list[Path]:
+        """Delete half-written files (``.*.tmp``) a killed worker left in a recording's dir."""
+        removed = []
+        for p in self.recording_dir(recording_id).glob(".*.tmp"):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+        return removed
+
     def remove_recording(self, recording_id: int) -> None:
         shutil.rmtree(self.recording_dir(recording_id), ignore_errors=True)
 

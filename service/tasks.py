@@ -18,7 +18,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -204,6 +203,8 @@ def execute(ctx: WorkerContext, job_id: int) -> None:
             return
         options = run_options(ctx, session, job, recording)
     assert recording.id is not None
+    # A worker killed mid-normalise leaves its temp file; the re-run starts clean.
+    ctx.storage.remove_partial_files(recording.id)
     reporter = _Reporter(ctx, job_id, options.diarize)
     reporter.start()
     try:
@@ -394,9 +395,10 @@ def recover(ctx: WorkerContext) -> list[int]:
 class Recovery:
     """Runs ``recover`` at start and then every ``interval`` seconds, in a thread."""
 
-    def __init__(self, ctx: WorkerContext, interval: float = 30.0) -> None:
+    def __init__(self, ctx: WorkerContext, interval: float | None = None) -> None:
         self.ctx = ctx
-        self.interval = interval
+        # Sweep often enough that a dead worker's job waits at most ~1.5x the stale time.
+        self.interval = interval or min(30.0, ctx.settings.job_stale_seconds / 2)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="recovery", daemon=True)
 
@@ -415,4 +417,3 @@ class Recovery:
             except Exception:
                 log.exception("job recovery sweep failed")
             self._stop.wait(self.interval)
-            time.sleep(0)
