@@ -11,7 +11,19 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from service.api import audit, health, jobs, people, recordings, transcripts, users
+from service.api import (
+    audit,
+    chapters,
+    consent,
+    health,
+    jobs,
+    people,
+    quotes,
+    recordings,
+    search,
+    transcripts,
+    users,
+)
 from service.config import Settings, get_settings
 from service.db import make_engine, migrate
 from service.queue import HueyQueue, JobQueue, make_huey
@@ -116,7 +128,8 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         )
 
     app.include_router(health.router)
-    for module in (users, people, recordings, jobs, transcripts, audit):
+    for module in (users, people, recordings, jobs, transcripts, search, chapters, quotes,
+                   consent, audit):
         app.include_router(module.router, prefix=API_PREFIX)
     return app
 

@@ -327,5 +327,14 @@ def transcribe(
                f"{result.language}; stage seconds: {result.timings}")
 
 
+def _register_areas() -> None:
+    from service import cli_chapters, cli_consent, cli_workbench
+
+    for area in (cli_workbench, cli_chapters, cli_consent):
+        area.register(app)
+
+
+_register_areas()
+
 if __name__ == "__main__":
     app()

@@ -31,11 +31,12 @@ from pipelines.errors import AudioError, CancelledError, ModelNotFoundError
 from pipelines.runner import ModelCache, RunOptions, RunResult, StageProgress
 from service.config import Settings
 from service.crud import audit
+from service.crud.transcripts import SegmentIn, add_version
 from service.models.base import utcnow
 from service.models.jobs import Job, JobStage, JobState
 from service.models.people import Person
 from service.models.recordings import Participant, Recording, RecordingStatus, Speaker
-from service.models.transcripts import Segment, Transcript
+from service.models.transcripts import Transcript
 from service.storage import Storage, sha256_file
 
 log = logging.getLogger("sourcebook.worker")
@@ -283,8 +284,6 @@ def _word_dicts(segment: Any) -> list[dict[str, Any]]:
 
 def store(ctx: WorkerContext, job_id: int, recording_id: int, result: RunResult) -> None:
     """Write the transcript version, its segments and speakers, in one transaction."""
-    from pipelines.text import cjk_spaced
-
     normalised_sha = sha256_file(result.normalised)
     with Session(ctx.engine) as session:
         job = session.get(Job, job_id)
@@ -294,31 +293,21 @@ def store(ctx: WorkerContext, job_id: int, recording_id: int, result: RunResult)
         if session.exec(select(Transcript.id).where(Transcript.job_id == job_id)).first():
             log.info("job %s already stored its transcript", job_id)
         else:
-            last = session.exec(
-                select(sa.func.max(Transcript.version)).where(
-                    Transcript.recording_id == recording_id)
-            ).one()
-            transcript = Transcript(
+            add_version(
+                session,
                 recording_id=recording_id,
-                version=(last or 0) + 1,
-                job_id=job_id,
+                segments=[
+                    SegmentIn(start=seg.start, end=seg.end, speaker=seg.speaker, text=seg.text,
+                              language=seg.language, words=_word_dicts(seg))
+                    for seg in result.segments
+                ],
                 backend=result.transcription.backend,
                 model=result.transcription.model,
                 language=result.transcription.language,
                 created_by=job.created_by,
+                job_id=job_id,
             )
-            session.add(transcript)
             session.flush()
-            assert transcript.id is not None
-            session.add_all(
-                Segment(
-                    transcript_id=transcript.id, recording_id=recording_id, idx=i,
-                    start=round(s.start, 3), end=round(s.end, 3), speaker=s.speaker,
-                    text=s.text, language=s.language, words=_word_dicts(s),
-                    search_text=cjk_spaced(s.text),
-                )
-                for i, s in enumerate(result.segments)
-            )
             _upsert_speakers(session, recording_id, result)
         recording.status = RecordingStatus.transcribed
         recording.normalised_path = str(result.normalised.relative_to(ctx.storage.root))

@@ -39,3 +39,22 @@ def upload(api: Any, path: Path, meta: dict[str, Any] | None = None, role: str =
             files={"file": (filename or path.name, f, "application/octet-stream")},
             data={"meta": json.dumps(meta)},
         )
+
+
+def add_transcript(api: Any, recording_id: int, segments: list[tuple[float, float, str, str]],
+                   *, language: str = "zh", backend: str = "import") -> int:
+    """Store a transcript version through the same write path as the worker; returns its id."""
+    from sqlmodel import Session
+
+    from service.crud.transcripts import SegmentIn, add_version
+
+    with Session(api.engine) as session:
+        t = add_version(
+            session, recording_id=recording_id,
+            segments=[SegmentIn(start=a, end=b, speaker=spk, text=text, language=language)
+                      for a, b, spk, text in segments],
+            backend=backend, model="test", language=language, created_by=None,
+        )
+        session.commit()
+        assert t.id is not None
+        return t.id

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from service.models.people import Person
@@ -91,3 +95,61 @@ def to_public(session: Session, transcript: Transcript) -> TranscriptPublic:
             for s in segments
         ],
     )
+
+
+class SegmentIn:
+    """One segment to store (from the pipeline, an import, or a test)."""
+
+    __slots__ = ("end", "language", "speaker", "start", "text", "words")
+
+    def __init__(self, *, start: float, end: float, speaker: str, text: str,
+                 language: str = "", words: list[dict[str, Any]] | None = None) -> None:
+        self.start = start
+        self.end = end
+        self.speaker = speaker
+        self.text = text
+        self.language = language
+        self.words = words or []
+
+
+def add_version(
+    session: Session,
+    *,
+    recording_id: int,
+    segments: Sequence[SegmentIn],
+    backend: str,
+    model: str,
+    language: str,
+    created_by: int | None,
+    job_id: int | None = None,
+) -> Transcript:
+    """Add a transcript version with its segments and speaker labels (no commit).
+
+    The one write path for transcripts: the worker, imports, the benchmarks and the
+    tests all come through here, so the search index (kept by triggers on SQLite and
+    an expression index on PostgreSQL) always sees the same ``search_text``.
+    """
+    from pipelines.text import cjk_spaced
+
+    last = session.exec(
+        select(func.max(Transcript.version)).where(Transcript.recording_id == recording_id)
+    ).one()
+    transcript = Transcript(
+        recording_id=recording_id, version=(last or 0) + 1, job_id=job_id, backend=backend,
+        model=model, language=language, created_by=created_by,
+    )
+    session.add(transcript)
+    session.flush()
+    assert transcript.id is not None
+    session.add_all(
+        Segment(
+            transcript_id=transcript.id, recording_id=recording_id, idx=i,
+            start=round(s.start, 3), end=round(s.end, 3), speaker=s.speaker, text=s.text,
+            language=s.language, words=s.words, search_text=cjk_spaced(s.text),
+        )
+        for i, s in enumerate(segments)
+    )
+    known = set(session.exec(select(Speaker.label).where(Speaker.recording_id == recording_id)))
+    for label in sorted({s.speaker for s in segments} - known):
+        session.add(Speaker(recording_id=recording_id, label=label))
+    return transcript

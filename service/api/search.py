@@ -1,0 +1,7 @@
+"""/api/v1 routes for search (filled in by its issue)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["search"])
