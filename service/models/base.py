@@ -1,0 +1,73 @@
+"""Shared column types and helpers for the SQLModel tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.engine import Dialect
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC, on SQLite and PostgreSQL alike.
+
+    SQLite has no time zones; without this, reads would return naive datetimes that
+    serialise without an offset and are easy to misread as local time.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+def ts_column(*, nullable: bool = False, index: bool = False) -> Any:
+    """A UTC timestamp column."""
+    return sa.Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+def json_column(*, nullable: bool = True) -> Any:
+    """A JSON column (JSON on SQLite, JSONB-compatible JSON on PostgreSQL)."""
+    return sa.Column(sa.JSON(), nullable=nullable)
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list: ``{"data": [...], "count": N}`` where count is the total."""
+
+    data: list[T]
+    count: int
+
+
+def enum_type(cls: type[Any]) -> sa.Enum:
+    """A portable enum column: VARCHAR holding the member's value, no native PG type.
+
+    Native PostgreSQL enums need ALTER TYPE for every new member; the application
+    validates values anyway.
+    """
+    return sa.Enum(
+        cls,
+        native_enum=False,
+        create_constraint=False,
+        length=32,
+        values_callable=lambda e: [m.value for m in e],
+    )

@@ -1,0 +1,156 @@
+"""Recordings, their participants and the speaker labels found in them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from service.models.base import enum_type, json_column, ts_column, utcnow
+
+
+class RecordingSource(StrEnum):
+    interview = "interview"
+    podcast = "podcast"
+    talk = "talk"
+    panel = "panel"
+    other = "other"
+
+
+class RecordingStatus(StrEnum):
+    queued = "queued"
+    processing = "processing"
+    transcribed = "transcribed"
+    failed = "failed"
+
+
+class Access(StrEnum):
+    """``team``: every signed-in role; ``private``: its uploader, editors and admins."""
+
+    team = "team"
+    private = "private"
+
+
+class ParticipantRole(StrEnum):
+    interviewer = "interviewer"
+    interviewee = "interviewee"
+    host = "host"
+    other = "other"
+
+
+class RecordingBase(SQLModel):
+    title: str = Field(min_length=1, max_length=500)
+    recorded_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    location: str | None = Field(default=None, max_length=500)
+    language: str | None = Field(default=None, max_length=16, description="Hint: auto, zh, en ...")
+    source: RecordingSource = Field(
+        default=RecordingSource.interview, sa_type=enum_type(RecordingSource)
+    )
+    num_speakers: int | None = Field(default=None, ge=1, le=20)
+    notes: str | None = Field(default=None, max_length=20_000)
+    access: Access = Field(default=Access.team, sa_type=enum_type(Access))
+
+
+class Recording(RecordingBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    status: RecordingStatus = Field(
+        default=RecordingStatus.queued, sa_type=enum_type(RecordingStatus)
+    )
+    sha256: str = Field(max_length=64, unique=True)
+    size_bytes: int
+    duration: float
+    format_name: str = Field(max_length=100)
+    codec: str = Field(max_length=100)
+    sample_rate: int
+    channels: int
+    #: The name the file had on the uploader's machine: metadata only, never a path.
+    original_filename: str | None = Field(default=None, max_length=500)
+    #: Paths relative to the recordings root.
+    media_path: str = Field(max_length=500)
+    normalised_path: str | None = Field(default=None, max_length=500)
+    normalised_sha256: str | None = Field(default=None, max_length=64)
+    created_by: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(index=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+
+
+class Participant(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("recording_id", "person_id", "role"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recording.id", ondelete="CASCADE", index=True)
+    person_id: int = Field(foreign_key="person.id", ondelete="CASCADE", index=True)
+    role: ParticipantRole = Field(
+        default=ParticipantRole.interviewee, sa_type=enum_type(ParticipantRole)
+    )
+
+
+class Speaker(SQLModel, table=True):
+    """A diarization label of a recording, optionally mapped to a Person.
+
+    The map is per recording, so it applies to every transcript version, and names
+    are joined at read time: remapping reaches every read, search and export at once.
+    """
+
+    __table_args__ = (sa.UniqueConstraint("recording_id", "label"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recording.id", ondelete="CASCADE", index=True)
+    label: str = Field(max_length=50)
+    person_id: int | None = Field(
+        default=None, foreign_key="person.id", ondelete="SET NULL", index=True
+    )
+    embedding: list[float] | None = Field(default=None, sa_column=json_column())
+
+
+class ParticipantIn(SQLModel):
+    person_id: int
+    role: ParticipantRole = ParticipantRole.interviewee
+
+
+class ParticipantPublic(ParticipantIn):
+    name: str
+
+
+class RecordingMeta(RecordingBase):
+    """The ``meta`` part of an upload."""
+
+    participants: list[ParticipantIn] = Field(default_factory=list, max_length=50)
+
+
+class RecordingUpdate(SQLModel):
+    title: str | None = Field(default=None, min_length=1, max_length=500)
+    recorded_at: datetime | None = None
+    location: str | None = Field(default=None, max_length=500)
+    language: str | None = Field(default=None, max_length=16)
+    source: RecordingSource | None = None
+    num_speakers: int | None = Field(default=None, ge=1, le=20)
+    notes: str | None = Field(default=None, max_length=20_000)
+    access: Access | None = None
+    participants: list[ParticipantIn] | None = Field(default=None, max_length=50)
+
+
+class SpeakerPublic(SQLModel):
+    label: str
+    person_id: int | None
+    name: str | None
+
+
+class RecordingPublic(RecordingBase):
+    id: int
+    status: RecordingStatus
+    sha256: str
+    size_bytes: int
+    duration: float
+    format_name: str
+    codec: str
+    sample_rate: int
+    channels: int
+    original_filename: str | None
+    created_by: int | None
+    created_at: datetime
+    updated_at: datetime
+    participants: list[ParticipantPublic] = Field(default_factory=list)
+    speakers: list[SpeakerPublic] = Field(default_factory=list)

@@ -1,0 +1,110 @@
+"""Transcript versions, their segments (with words) and the revisions made to them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from service.models.base import json_column, ts_column, utcnow
+
+
+class Transcript(SQLModel, table=True):
+    """One version of a recording's transcript; a new run or import adds a version."""
+
+    __table_args__ = (sa.UniqueConstraint("recording_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recording.id", ondelete="CASCADE", index=True)
+    version: int
+    #: The job that wrote this version; unique, so a job that runs twice writes once.
+    job_id: int | None = Field(
+        default=None, foreign_key="job.id", ondelete="SET NULL", unique=True
+    )
+    backend: str = Field(max_length=50, description="faster-whisper, openai-whisper or import")
+    model: str = Field(max_length=500)
+    language: str = Field(max_length=16)
+    created_by: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+
+
+class Segment(SQLModel, table=True):
+    """A speaker-attributed span of a transcript version.
+
+    Words are kept as a JSON array on the segment: they are always read and written
+    with it and never queried alone, and a row per word would make a 2 000-hour archive
+    some 20 M rows heavier for nothing.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    transcript_id: int = Field(foreign_key="transcript.id", ondelete="CASCADE", index=True)
+    #: Denormalised so that search, restrictions and filters need no join.
+    recording_id: int = Field(foreign_key="recording.id", ondelete="CASCADE", index=True)
+    idx: int
+    start: float
+    end: float
+    speaker: str = Field(max_length=50)
+    text: str
+    language: str = Field(default="", max_length=16)
+    words: list[dict[str, Any]] = Field(default_factory=list, sa_column=json_column(nullable=False))
+    #: False once a correction changed the text: the old word timings no longer apply.
+    words_timed: bool = True
+    #: Per-character, simplified, lower-cased text that the full-text index is built on.
+    search_text: str = ""
+    edited: bool = False
+
+
+class Revision(SQLModel, table=True):
+    """One correction of a segment: who, when, before and after."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment_id: int = Field(foreign_key="segment.id", ondelete="CASCADE", index=True)
+    user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+    before_text: str
+    after_text: str
+    before_speaker: str = Field(max_length=50)
+    after_speaker: str = Field(max_length=50)
+
+
+class WordPublic(SQLModel):
+    start: float
+    end: float
+    text: str
+    probability: float
+
+
+class SegmentPublic(SQLModel):
+    id: int
+    start: float
+    end: float
+    speaker: str
+    person_id: int | None
+    name: str | None = None
+    text: str
+    language: str
+    words: list[WordPublic]
+    words_timed: bool = True
+    edited: bool = False
+    restricted: str | None = None
+
+
+class TranscriptSpeaker(SQLModel):
+    label: str
+    person_id: int | None
+    name: str | None
+
+
+class TranscriptPublic(SQLModel):
+    id: int
+    recording_id: int
+    version: int
+    versions: list[int] = Field(default_factory=list)
+    backend: str
+    model: str
+    language: str
+    created_at: datetime
+    speakers: list[TranscriptSpeaker]
+    segments: list[SegmentPublic]
