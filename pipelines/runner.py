@@ -173,8 +173,10 @@ def run(
 
     timings: dict[str, float] = {}
     report = StageProgress(
-        progress, ["normalise", "transcribe", "diarize", "merge"] if options.diarize
-        else ["normalise", "transcribe", "merge"]
+        progress,
+        ["normalise", "transcribe", "diarize", "merge"]
+        if options.diarize
+        else ["normalise", "transcribe", "merge"],
     )
     tmp_dir: tempfile.TemporaryDirectory[str] | None = None
     if normalised_out is None:

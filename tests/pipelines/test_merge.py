@@ -61,7 +61,7 @@ def test_segment_language_follows_content_in_mixed_interview() -> None:
 
 
 def test_no_turns_gives_default_speaker() -> None:
-    segs = assign_speakers([w(0, 1, "a"), w(1, 2, "b")], [], language="en")
+    segs = assign_speakers([w(0, 1, " a"), w(1, 2, " b")], [], language="en")
     assert [s.speaker for s in segs] == [DEFAULT_SPEAKER]
     assert DEFAULT_SPEAKER == "SPEAKER_00"
 
@@ -102,7 +102,7 @@ def test_long_turn_spanning_many_turns_of_other_speaker() -> None:
 
 
 def test_zero_and_negative_duration_and_unsorted_input() -> None:
-    words = [w(2.0, 2.0, "c"), w(1.5, 1.0, "b"), w(0.0, 0.5, "a")]
+    words = [w(2.0, 2.0, " c"), w(1.5, 1.0, " b"), w(0.0, 0.5, " a")]
     segs = assign_speakers(words, [t(0, 1.2, "A"), t(1.2, 3, "B")], language="en")
     assert [s.text for s in segs] == ["a b", "c"] or [s.text for s in segs] == ["a", "b c"]
     for seg in segs:
@@ -127,7 +127,7 @@ def test_long_run_splits_at_sentence_end_after_soft_length() -> None:
     clock = 0.0
     for i in range(40):  # 40 sentences of 4 words, 0.25 s each: 40 s, no pauses
         for j in range(4):
-            text = f"w{i}_{j}" + ("." if j == 3 else "")
+            text = f" w{i}_{j}" + ("." if j == 3 else "")
             words.append(w(clock, clock + 0.25, text))
             clock += 0.25
     segs = assign_speakers(words, [t(0, clock, "A")], language="en", max_segment_seconds=30)
@@ -167,7 +167,7 @@ def words_and_turns(draw: st.DrawFn) -> tuple[list[Word], list[SpeakerTurn]]:
     for i in range(n):
         a, b = draw(times), draw(st.floats(-1, 5, allow_nan=False))
         punct = draw(st.sampled_from(["", "", "", ".", "。", ","]))
-        words.append(w(a, a + b, f"{'中' if i % 3 == 0 else 'w'}{i}{punct}"))
+        words.append(w(a, a + b, f"{'中' if i % 3 == 0 else ' w'}{i}{punct}"))
     turns = [
         t(draw(times), draw(times), draw(st.sampled_from(["A", "B", "C"])))
         for _ in range(draw(st.integers(0, 15)))
@@ -187,6 +187,9 @@ def test_properties(
     out_words = [x for s in segs for x in s.words]
     # No word lost or duplicated (texts are unique).
     assert sorted(x.text for x in out_words) == sorted(x.text for x in words)
+    assert sorted(c for s in segs for c in s.text if c != " ") == sorted(
+        c for x in words for c in x.text if c != " "
+    )
     speakers = {x.speaker for x in turns} or {DEFAULT_SPEAKER}
     for prev, nxt in itertools.pairwise(segs):
         assert prev.start <= nxt.start
@@ -203,6 +206,7 @@ def test_properties(
         for i, c in enumerate(s.text):
             if c == " ":
                 assert not is_cjk(s.text[i - 1]) and not is_cjk(s.text[i + 1])
+                assert s.text[i + 1] == "w"  # only where a token had a leading space
 
 
 def _naive_best_overlap(word: Word, turns: list[SpeakerTurn]) -> dict[str, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipelines.text import (
+    asr_token,
     cjk_spaced,
     compression_ratio,
     has_repetition_loop,
@@ -65,10 +66,22 @@ def test_normalise_for_match() -> None:
 
 def test_join_tokens_chinese_english_and_punctuation() -> None:
     assert join_tokens([" Hello,", " world."]) == "Hello, world."
-    assert join_tokens(["我们", "用", "MoE", "架构", "。"]) == "我们用MoE架构。"
-    assert join_tokens(["好的。", "OK", " so"]) == "好的。OK so"
-    assert join_tokens(["(", "yes", ")"]) == "(yes)"
+    assert join_tokens(["我们", "用", " MoE", "架构", "。"]) == "我们用MoE架构。"
+    assert join_tokens(["好的。", " OK", " so"]) == "好的。OK so"
+    assert join_tokens([" (", "yes", ")"]) == "(yes)"
     assert join_tokens(["", "  ", "a"]) == "a"
+
+
+def test_join_tokens_keeps_latin_pieces_of_chinese_mode_together() -> None:
+    # Measured: faster-whisper base in Chinese mode splits MiniMax into M/ini/Max.
+    assert join_tokens(["账", "是", "M", "ini", "Max", "的", "访", "谈。"]) == "账是MiniMax的访谈。"
+    assert join_tokens(["是", " GPT", "-", "4", " and", " Claude"]) == "是GPT-4 and Claude"
+
+
+def test_asr_token() -> None:
+    assert asr_token("  Hello ") == " Hello"
+    assert asr_token("你好") == "你好"
+    assert asr_token("   ") == ""
 
 
 @pytest.mark.parametrize(
