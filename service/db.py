@@ -8,6 +8,7 @@ database to the latest revision.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,6 +74,8 @@ def migrate(engine: Engine, settings: Settings) -> None:
     """Upgrade the database to the latest schema (idempotent)."""
     from alembic import command
 
+    if current_revision(engine) == _head(str(MIGRATIONS_DIR)):
+        return  # the common case on every start: nothing to do, skip Alembic's machinery
     with _migrate_lock, engine.begin() as conn:
         cfg = alembic_config(settings)
         cfg.attributes["connection"] = conn
@@ -89,9 +92,17 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def head_revision(settings: Settings) -> str | None:
+    return _head(str(MIGRATIONS_DIR))
+
+
+@functools.lru_cache(maxsize=4)
+def _head(migrations_dir: str) -> str | None:
+    from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    head: str | None = ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
+    cfg = Config()
+    cfg.set_main_option("script_location", migrations_dir)
+    head: str | None = ScriptDirectory.from_config(cfg).get_current_head()
     return head
 
 

@@ -5,7 +5,9 @@ A segment that overlaps an active hidden restriction at all is hidden whole: a
 partial overlap must not leak the words next to the boundary. Editors and admins
 see everything (marked), researchers see everything (they made the recording).
 
-Every read path (transcript, search, export, quote creation) goes through here.
+Every read path (transcript, search, export, quote creation, audio) goes through here.
+A restriction's ``until`` is the day it lifts (as in clearance): in force while
+today < until.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def active_spans(session: Session, recording_ids: Iterable[int], *,
     rows = session.exec(
         select(Restriction).where(
             col(Restriction.recording_id).in_(ids),
-            sa.or_(col(Restriction.until).is_(None), col(Restriction.until) >= today),
+            sa.or_(col(Restriction.until).is_(None), col(Restriction.until) > today),
         )
     ).all()
     spans: dict[int, list[Span]] = {}
@@ -81,5 +83,5 @@ def hidden_segment_clause(today: date | None = None) -> Any:
         col(Restriction.level).in_([lv.value for lv in HIDDEN_LEVELS]),
         col(Restriction.start) < col(Segment.end),
         col(Restriction.end) > col(Segment.start),
-        sa.or_(col(Restriction.until).is_(None), col(Restriction.until) >= today),
+        sa.or_(col(Restriction.until).is_(None), col(Restriction.until) > today),
     )

@@ -21,6 +21,7 @@ from service.models.recordings import RecordingMeta, RecordingPublic, RecordingU
 from service.models.users import User
 from service.storage import Storage, StorageFullError, is_disk_full
 from service.upload import ReceivedUpload, receive_multipart
+from service.visibility import active_spans, is_hidden, is_redacted_for
 
 router = APIRouter(prefix="/recordings", tags=["recordings"])
 
@@ -225,6 +226,15 @@ def stream_audio(
 ) -> FileResponse:
     """Stream the normalised audio (the original until it exists); honours Range."""
     recording = get_recording(session, user, recording_id)
+    if is_redacted_for(user):
+        spans = active_spans(session, [recording_id]).get(recording_id, [])
+        if any(is_hidden(s.level) for s in spans):
+            # The audio would reveal what the transcript withholds from authors.
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                "This recording has off-the-record or deep-background passages, so its audio "
+                "is not available to authors. Ask an editor for the passage you need.",
+            )
     storage: Storage = request.app.state.storage
     if recording.normalised_path:
         path, media_type = storage.path_of(recording.normalised_path), "audio/wav"
