@@ -1,10 +1,73 @@
-"""`sourcebook` commands for the workbench area."""
+"""`sourcebook` commands for the workbench area: ``export``."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
+def export(
+    recording_id: Annotated[int, typer.Argument(help="The recording's id")],
+    format: Annotated[str, typer.Option("--format", "-f",
+                                        help="txt, md, srt, vtt, json or docx")] = "txt",
+    version: Annotated[int | None, typer.Option(help="A transcript version; default: latest")
+                       ] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="File or folder to write; default: the transcripts folder. '-' writes to stdout.")
+    ] = None,
+    redacted: Annotated[bool, typer.Option(
+        help="Withhold off-record and deep-background spans, as authors see it")] = False,
+) -> None:
+    """Export a transcript from the local database, byte for byte as the API gives it."""
+    from sqlmodel import Session
+
+    from pipelines.export import FORMATS
+    from service.config import get_settings
+    from service.crud import transcripts as crud
+    from service.db import make_engine, migrate
+    from service.models.recordings import Recording
+
+    fmt = format.lower().lstrip(".")
+    if fmt not in FORMATS:
+        _fail(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    settings = get_settings()
+    settings.ensure_dirs()
+    engine = make_engine(settings)
+    migrate(engine, settings)
+    with Session(engine, expire_on_commit=False) as session:
+        recording = session.get(Recording, recording_id)
+        if recording is None:
+            _fail(f"no recording with id {recording_id}; list them with GET /api/v1/recordings")
+            return
+        try:
+            result = crud.export(session, recording=recording, fmt=fmt, version=version,
+                                 actor=None, redact=redacted, via="cli")
+        except crud.NoTranscript as exc:
+            _fail(str(exc))
+            return
+    engine.dispose()
+    if out is not None and str(out) == "-":
+        sys.stdout.buffer.write(result.content)
+        sys.stdout.flush()
+        return
+    target = out if out is not None else settings.transcripts_dir
+    if target.is_dir():
+        target = target / result.filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(result.content)
+    tmp.replace(target)  # a reader never sees a half-written export
+    typer.echo(f"wrote {target} ({len(result.content)} bytes)")
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the main CLI."""
-    return None
+    app.command("export")(export)

@@ -1,29 +1,277 @@
-"""/api/v1/recordings/{id}/transcript: read a transcript version."""
+"""Transcripts: read, name speakers, correct segments, import and export.
+
+Routes (all under /api/v1):
+
+- ``GET  /recordings/{id}/transcript[?version=N]``: a version, withheld spans redacted for
+  authors, every segment marked with the restriction overlapping it.
+- ``POST /recordings/{id}/transcript``: import SRT, WebVTT or Sourcebook JSON as a version.
+- ``GET|PUT /recordings/{id}/speakers``: the label -> person map.
+- ``PATCH /segments/{id}`` and ``PATCH /recordings/{rid}/segments/{sid}``: correct a segment.
+  The second form also checks that the segment belongs to that recording (404 if not),
+  for clients that hold a segment id next to the recording they think it is from.
+- ``GET  /segments/{id}/revisions``: the corrections of a segment, newest first.
+- ``GET  /recordings/{id}/transcript/export?format=…[&version=N]``: a download.
+
+The decisions behind corrections and imports are in ``service.crud.transcripts``.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query, status
+from typing import Annotated
+from urllib.parse import quote
 
-from service.access import get_recording
-from service.api.deps import AnyUser
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ConfigDict, Field
+from sqlmodel import Session, SQLModel
+
+from pipelines.export import FORMATS
+from service import importers
+from service.access import get_recording, not_found
+from service.api.deps import AnyUser, Limit, Offset, Researcher
 from service.crud import transcripts as crud
 from service.db import SessionDep
-from service.models.transcripts import TranscriptPublic
+from service.models.base import Page
+from service.models.transcripts import Segment, TranscriptSpeaker
+from service.models.users import User
+from service.visibility import is_redacted_for
 
 router = APIRouter(tags=["transcripts"])
 
+#: Largest transcript body accepted by the import (a 20-hour SRT is about 3 MB).
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
 
-@router.get("/recordings/{recording_id}/transcript", response_model=TranscriptPublic)
+
+def _missing_transcript(exc: crud.NoTranscript) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+
+
+@router.get("/recordings/{recording_id}/transcript", response_model=crud.TranscriptView)
 def read_transcript(
     recording_id: int,
     session: SessionDep,
     user: AnyUser,
     version: int | None = Query(None, ge=1, description="An older version; default: latest"),
-) -> TranscriptPublic:
+) -> crud.TranscriptView:
     """Read the current (or a given) transcript version with speaker names."""
     get_recording(session, user, recording_id)
     try:
         transcript = crud.get_transcript(session, recording_id=recording_id, version=version)
     except crud.NoTranscript as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    return crud.to_public(session, transcript)
+        raise _missing_transcript(exc) from None
+    return crud.to_public(session, transcript, user=user)
+
+
+# ----------------------------------------------------------------------------- speakers
+
+SpeakerMapBody = Annotated[
+    dict[str, int | None],
+    Body(examples=[{"SPEAKER_00": 1, "SPEAKER_01": 2, "SPEAKER_02": None}],
+         description="label -> person id, or null to unmap; labels left out keep theirs"),
+]
+
+
+@router.get("/recordings/{recording_id}/speakers", response_model=list[TranscriptSpeaker])
+def read_speakers(recording_id: int, session: SessionDep, user: AnyUser,
+                  ) -> list[TranscriptSpeaker]:
+    """Read a recording's speaker labels and the people they are mapped to."""
+    get_recording(session, user, recording_id)
+    return crud.speaker_map(session, recording_id)
+
+
+@router.put("/recordings/{recording_id}/speakers", response_model=list[TranscriptSpeaker])
+def update_speakers(recording_id: int, mapping: SpeakerMapBody, session: SessionDep,
+                    user: Researcher) -> list[TranscriptSpeaker]:
+    """Map speaker labels to people; every read and export then shows their names."""
+    get_recording(session, user, recording_id)
+    try:
+        return crud.set_speakers(session, recording_id=recording_id, mapping=mapping,
+                                 actor=user)
+    except crud.SpeakerMapError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+
+
+# ----------------------------------------------------------------------------- corrections
+
+class SegmentUpdate(SQLModel):
+    """A correction. The time span is not editable: quotes and citations point at it."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    text: str | None = Field(default=None, max_length=20_000)
+    speaker: str | None = Field(default=None, min_length=1, max_length=50)
+
+
+def _visible_segment(session: Session, user: User, segment_id: int) -> Segment:
+    segment = session.get(Segment, segment_id)
+    if segment is None:
+        raise not_found("segment", segment_id)
+    try:
+        get_recording(session, user, segment.recording_id)
+    except HTTPException:
+        raise not_found("segment", segment_id) from None
+    return segment
+
+
+def _correct(session: Session, user: User, segment_id: int, data: SegmentUpdate,
+             ) -> crud.SegmentCorrection:
+    if data.text is None and data.speaker is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            "Nothing to change: send \"text\" and/or \"speaker\".")
+    try:
+        segment, revision = crud.correct_segment(
+            session, segment_id=segment_id, text=data.text, speaker=data.speaker, actor=user)
+    except crud.CorrectionError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    except LookupError:
+        raise not_found("segment", segment_id) from None
+    return crud.correction_view(session, segment=segment, revision=revision, user=user)
+
+
+@router.patch("/segments/{segment_id}", response_model=crud.SegmentCorrection)
+def update_segment(segment_id: int, data: SegmentUpdate, session: SessionDep,
+                   user: Researcher) -> crud.SegmentCorrection:
+    """Correct a segment's text and/or speaker; the change is stored as a revision."""
+    _visible_segment(session, user, segment_id)
+    return _correct(session, user, segment_id, data)
+
+
+@router.patch("/recordings/{recording_id}/segments/{segment_id}",
+              response_model=crud.SegmentCorrection)
+def update_recording_segment(recording_id: int, segment_id: int, data: SegmentUpdate,
+                             session: SessionDep, user: Researcher,
+                             ) -> crud.SegmentCorrection:
+    """Correct a segment, checking that it belongs to the given recording."""
+    get_recording(session, user, recording_id)
+    segment = session.get(Segment, segment_id)
+    if segment is None or segment.recording_id != recording_id:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"Recording {recording_id} has no segment {segment_id}. Segment ids change with "
+            f"every transcript version: read GET /api/v1/recordings/{recording_id}/transcript "
+            "for this recording's segment ids.",
+        )
+    return _correct(session, user, segment_id, data)
+
+
+@router.get("/segments/{segment_id}/revisions", response_model=Page[crud.RevisionPublic])
+def list_revisions(segment_id: int, session: SessionDep, user: AnyUser, limit: Limit = 100,
+                   offset: Offset = 0) -> Page[crud.RevisionPublic]:
+    """List a segment's revisions (who, when, before, after), newest first."""
+    segment = _visible_segment(session, user, segment_id)
+    rows, count = crud.list_revisions(session, segment=segment, user=user, limit=limit,
+                                      offset=offset)
+    return Page(data=rows, count=count)
+
+
+# ----------------------------------------------------------------------------- import
+
+IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "An SRT, WebVTT or Sourcebook JSON transcript (UTF-8, or UTF-16 with "
+                       "a BOM); at most 20 MiB.",
+        "content": {
+            "text/srt": {"schema": {"type": "string"}},
+            "application/x-subrip": {"schema": {"type": "string"}},
+            "text/vtt": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+}
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    too_big = HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE,
+        f"The transcript is larger than {limit // (1024 * 1024)} MiB; split it into parts "
+        "or import it from the CLI.",
+    )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/recordings/{recording_id}/transcript", status_code=status.HTTP_201_CREATED,
+             response_model=crud.TranscriptView, openapi_extra=IMPORT_BODY,
+             responses={400: {"description": "Invalid transcript; the detail names the line."},
+                        413: {"description": "Over 20 MiB."},
+                        415: {"description": "Not SRT, WebVTT or Sourcebook JSON."}})
+async def import_transcript(
+    recording_id: int,
+    request: Request,
+    user: Researcher,
+    language: str | None = Query(None, max_length=16,
+                                 description="zh, en …; default: the file's or the recording's"),
+    source: str = Query("", max_length=200,
+                        description="Where the transcript came from (stored as the model)"),
+) -> crud.TranscriptView:
+    """Import a published transcript (SRT, WebVTT or Sourcebook JSON) as a new version."""
+    data = await _read_capped(request, MAX_IMPORT_BYTES)
+    return await run_in_threadpool(_import, request, user, recording_id, data,
+                                   request.headers.get("content-type"), language, source)
+
+
+def _import(request: Request, user: User, recording_id: int, data: bytes,
+            content_type: str | None, language: str | None, source: str,
+            ) -> crud.TranscriptView:
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        recording = get_recording(session, user, recording_id)
+        known = set(crud.speaker_names(session, recording_id))
+        try:
+            parsed = importers.parse(data, content_type, known_speakers=known)
+        except importers.ImportProblem as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+        except importers.UnknownFormat as exc:
+            raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
+        transcript = crud.import_version(
+            session, recording_id=recording_id, parsed=parsed,
+            language=language or parsed.language or recording.language or "",
+            model=source or f"{parsed.format} import", actor=user,
+        )
+        return crud.to_public(session, transcript, user=user)
+
+
+# ----------------------------------------------------------------------------- export
+
+@router.get(
+    "/recordings/{recording_id}/transcript/export",
+    response_class=Response,
+    responses={200: {"description": "The file, in the format's media type.",
+                     "content": {"text/plain": {}, "text/markdown": {}, "text/vtt": {},
+                                 "application/x-subrip": {}, "application/json": {},
+                                 "application/vnd.openxmlformats-officedocument."
+                                 "wordprocessingml.document": {}}},
+               422: {"description": "Unknown format; the detail lists the formats."}},
+)
+def export_transcript(
+    recording_id: int,
+    session: SessionDep,
+    user: AnyUser,
+    format: str = Query("txt", description="txt, md, srt, vtt, json or docx"),
+    version: int | None = Query(None, ge=1, description="An older version; default: latest"),
+) -> Response:
+    """Download a transcript with speaker names (restricted spans withheld for authors)."""
+    recording = get_recording(session, user, recording_id)
+    fmt = format.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"Unknown export format {format!r}; use one of: "
+                            f"{', '.join(FORMATS)}.")
+    try:
+        result = crud.export(session, recording=recording, fmt=fmt, version=version,
+                             actor=user, redact=is_redacted_for(user))
+    except crud.NoTranscript as exc:
+        raise _missing_transcript(exc) from None
+    disposition = (f'attachment; filename="{result.ascii_filename}"; '
+                   f"filename*=UTF-8''{quote(result.filename)}")
+    return Response(content=result.content, media_type=result.media_type,
+                    headers={"Content-Disposition": disposition})
