@@ -66,6 +66,10 @@ class FasterWhisperBackend:
                 word_timestamps=options.word_timestamps,
                 initial_prompt=default_prompt(options),
                 condition_on_previous_text=False,
+                # With no language given, detect it per segment rather than once from the
+                # first 30 s: interviews switch between Mandarin and English. Measured on
+                # the mixed fixture: English turns stop coming out as Chinese characters.
+                multilingual=language is None,
                 **WHISPER_THRESHOLDS,
             )
             segments: list[AsrSegment] = []
