@@ -8,6 +8,7 @@ records go through the API like a client would.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ def create_person(api: Any, name: str, **kw: Any) -> int:
 
 
 def create_recording(api: Any, tmp_path: Path, title: str,
-                     participants: list[tuple[int, str]] = (), seconds: float = 2.0) -> int:
+                     participants: Sequence[tuple[int, str]] = (), seconds: float = 2.0) -> int:
     """A real upload (a tone with a unique pitch, so its sha256 is new)."""
     freq = next(_freq)
     path = make_tone(tmp_path / f"rec-{freq}.wav", seconds=seconds, freq=freq)
