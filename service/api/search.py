@@ -1,7 +1,65 @@
-"""/api/v1 routes for search (filled in by its issue)."""
+"""/api/v1/search: full-text search over the current transcripts."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Query, status
+
+from service import search as engine
+from service.access import get_recording, not_found
+from service.api.deps import AnyUser, Limit, Offset
+from service.db import SessionDep
+from service.models.base import Page
+from service.models.people import Person
 
 router = APIRouter(tags=["search"])
+
+DESCRIPTION = f"""
+Searches the **current** transcript version of every recording the caller may see.
+
+**Query (`q`)**: Chinese of any length (`闫`, `模型`, `数据飞轮`), English words and
+phrases, and both mixed. Whitespace separates terms and every term must occur (AND):
+`MoE 架构` finds segments with both. Quote a phrase to keep its words together:
+`"deep research"`. Chinese needs no quotes; its characters are always matched in order.
+An English word ending in `*` is a prefix (`transform*`, at least {engine.MIN_PREFIX_CHARS}
+letters). Traditional script matches simplified (`閆俊傑` finds `闫俊杰`); case,
+full-width letters and punctuation are ignored. Words such as AND, OR, NOT and NEAR
+are searched for as words, not operators. An empty query, or one of only punctuation,
+gives 422; so does one longer than {engine.MAX_QUERY_CHARS} characters or with more than
+{engine.MAX_PHRASES} terms.
+
+**Results** are ranked by relevance (bm25 on SQLite, ts_rank on PostgreSQL): more hits
+in a shorter segment rank higher. `speaker` is the diarization label; `person_id` and
+`name` come from the recording's speaker map as it is now. `snippet` is plain text, about
+{engine.SNIPPET_CHARS} characters of the segment's original text around the first hit,
+with every hit marked `{engine.MARK_OPEN}like this{engine.MARK_CLOSE}` and `…` where text
+was cut. For authors, segments in off-the-record and deep-background spans are left out
+of both the results and `count`.
+"""
+
+
+@router.get("/search", response_model=Page[engine.SearchHit], description=DESCRIPTION)
+def search_segments(
+    session: SessionDep,
+    user: AnyUser,
+    q: str = Query(description="Words or phrases to find; see above."),
+    person_id: int | None = Query(None, description="Only what this person said"),
+    recording_id: int | None = Query(None, description="Only this recording"),
+    language: str | None = Query(
+        None, max_length=16, description="Only segments in this language (zh, en, …)"
+    ),
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> Page[engine.SearchHit]:
+    """Find segments by words or phrases, ranked by relevance."""
+    if recording_id is not None:
+        get_recording(session, user, recording_id)
+    if person_id is not None and session.get(Person, person_id) is None:
+        raise not_found("person", person_id)
+    try:
+        hits, count = engine.search(
+            session, user=user, q=q, person_id=person_id, recording_id=recording_id,
+            language=language, limit=limit, offset=offset,
+        )
+    except engine.QueryError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return Page(data=hits, count=count)
