@@ -60,6 +60,8 @@ run: setup
 bench: setup
 	$(BIN)/python bench/upload.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/search.py --segments 100000
+	$(BIN)/python bench/verify.py --recordings 100 --segments 1000
 
 clean-venv:
 	rm -rf $(VENV)
