@@ -6,7 +6,9 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -127,11 +129,56 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
             status_code=exc.status_code, content={"detail": exc.detail}, headers=exc.headers
         )
 
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        # SQLite cannot bind integers beyond 64 bits; no row can have such an id or offset.
+        return JSONResponse(status_code=422, content={
+            "detail": "A number in the request is too large for the database; ids and "
+                      f"offsets must be below {2**63}."})
+
+    @app.exception_handler(sa.exc.DataError)
+    async def _data_error(request: Request, exc: sa.exc.DataError) -> JSONResponse:
+        # PostgreSQL's numeric_value_out_of_range: a client's number exceeds the column type.
+        if getattr(exc.orig, "sqlstate", None) != "22003":
+            raise exc
+        return JSONResponse(status_code=422, content={
+            "detail": "A number in the request is out of range for the database; check ids, "
+                      "offsets and times."})
+
     app.include_router(health.router)
     for module in (users, people, recordings, jobs, transcripts, search, chapters, quotes,
                    consent, audit):
         app.include_router(module.router, prefix=API_PREFIX)
+    _document_errors(app)
     return app
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Make the documented 422 body the one the handlers above send.
+
+    FastAPI documents 422 as ``{detail: [ValidationError]}``, but every error here is
+    ``{"detail": "<message>"}`` (API.md), with the field errors in ``errors`` for 422s
+    that come from request validation.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = build().get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = {
+                    "title": "HTTPValidationError",
+                    "type": "object",
+                    "required": ["detail"],
+                    "properties": {
+                        "detail": {"type": "string", "title": "Detail"},
+                        "errors": {"type": "array", "title": "Errors",
+                                   "items": {"$ref": "#/components/schemas/ValidationError"}},
+                    },
+                }
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _jsonable(exc: RequestValidationError) -> list[dict[str, object]]:

@@ -328,9 +328,9 @@ def transcribe(
 
 
 def _register_areas() -> None:
-    from service import cli_chapters, cli_consent, cli_workbench
+    from service import cli_chapters, cli_consent, cli_ops, cli_workbench
 
-    for area in (cli_workbench, cli_chapters, cli_consent):
+    for area in (cli_workbench, cli_chapters, cli_consent, cli_ops):
         area.register(app)
 
 

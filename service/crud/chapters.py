@@ -173,6 +173,9 @@ def delete_chapter(session: Session, *, chapter: Chapter, actor: User) -> None:
     for cid in reversed(ids):
         for link in session.exec(select(ChapterQuote).where(ChapterQuote.chapter_id == cid)):
             session.delete(link)
+        # No ORM relationship orders these deletes; flushed together, the node can go first
+        # and the database's cascade removes the links the ORM then expects to delete.
+        session.flush()
         node = session.get(Chapter, cid)
         if node is not None:
             session.delete(node)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationInfo
 from sqlalchemy.engine import Dialect
 
 
@@ -71,3 +71,14 @@ def enum_type(cls: type[Any]) -> sa.Enum:
         length=32,
         values_callable=lambda e: [m.value for m in e],
     )
+
+
+def reject_null(value: Any, info: ValidationInfo) -> Any:
+    """A field of an update body that may be left out but not set to null.
+
+    Use as ``field_validator(*names, mode="before")(reject_null)`` on the fields whose
+    column is NOT NULL; without it a null reaches the database as an IntegrityError.
+    """
+    if value is None:
+        raise ValueError(f"'{info.field_name}' cannot be null; leave it out to keep it")
+    return value

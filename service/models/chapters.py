@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
+from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
-from service.models.base import enum_type, ts_column, utcnow
+from service.models.base import enum_type, reject_null, ts_column, utcnow
 
 
 class ChapterKind(StrEnum):
@@ -48,6 +49,8 @@ class ChapterUpdate(SQLModel):
     manuscript: str | None = None
     parent_id: int | None = None
     position: int | None = None
+
+    _not_null = field_validator("kind", "position", mode="before")(reject_null)
 
 
 class ChapterPublic(ChapterBase):

@@ -6,9 +6,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
-from service.models.base import enum_type, json_column, ts_column, utcnow
+from service.models.base import enum_type, json_column, reject_null, ts_column, utcnow
 
 
 class PersonKind(StrEnum):
@@ -47,6 +48,8 @@ class PersonUpdate(SQLModel):
     kind: PersonKind | None = None
     organisation: str | None = Field(default=None, max_length=200)
     notes: str | None = Field(default=None, max_length=20_000)
+
+    _not_null = field_validator("name", "alt_names", "kind", mode="before")(reject_null)
 
 
 class PersonPublic(PersonBase):

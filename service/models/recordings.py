@@ -6,9 +6,10 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
+from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
-from service.models.base import enum_type, json_column, ts_column, utcnow
+from service.models.base import enum_type, json_column, reject_null, ts_column, utcnow
 
 
 class RecordingSource(StrEnum):
@@ -130,6 +131,8 @@ class RecordingUpdate(SQLModel):
     notes: str | None = Field(default=None, max_length=20_000)
     access: Access | None = None
     participants: list[ParticipantIn] | None = Field(default=None, max_length=50)
+
+    _not_null = field_validator("title", "source", "access", mode="before")(reject_null)
 
 
 class SpeakerPublic(SQLModel):

@@ -244,3 +244,12 @@ def test_revisions_of_hidden_segments_withhold_text(api, rec) -> None:
                        headers=api.headers("author"))
     assert r.status_code in (200, 403, 404), r.text
     assert_no_secret(r.text, "segment revisions")
+
+
+def test_audio_of_a_recording_with_hidden_spans_is_refused_to_authors(api, rec) -> None:
+    rid = rec["rec"]
+    r = api.client.get(f"/api/v1/recordings/{rid}/audio", headers=api.headers("author"))
+    assert r.status_code == 403 and "off-the-record" in r.json()["detail"]
+    for role in ("editor", "researcher"):
+        assert api.client.get(f"/api/v1/recordings/{rid}/audio",
+                              headers=api.headers(role)).status_code == 200
