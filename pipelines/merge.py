@@ -136,7 +136,9 @@ def _segment_language(text: str, language: str) -> str:
         and any(c.isascii() and c.isalpha() for c in text)
     ):
         return "en"
-    if language == "en" and any(is_cjk(c) for c in text):
+    # With per-segment detection ("auto") the transcript's language is only the first
+    # one heard; Han characters in a segment still make it Chinese (not ja/ko/yue).
+    if language not in ("zh", "ja", "ko", "yue") and any(is_cjk(c) for c in text):
         return "zh"
     return language
 
