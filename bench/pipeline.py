@@ -107,6 +107,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-openai", action="store_true")
+    ap.add_argument("--modes", default="", help="comma-separated subset of the four modes")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "AUDIO"))
     args = ap.parse_args()
     models_dir = Path(os.environ.get("SOURCEBOOK_MODELS_DIR", REPO / "models"))
@@ -123,6 +124,8 @@ def main() -> None:
     modes = ["ours-faster", "bare-faster"]
     if not args.skip_openai:
         modes += ["ours-openai", "bare-openai"]
+    if args.modes:
+        modes = [m for m in args.modes.split(",") if m]
     print(f"machine: {os.cpu_count()} CPUs, torch threads {args.threads}; base model, beam 5")
     for audio in (sample, long):
         rows = {}
