@@ -27,6 +27,15 @@ GROUPS: dict[str, tuple[str, str, object, set[str]]] = {
     "jobs-read": ("GET", "/api/v1/jobs/{job}", None, {"researcher", "editor", "admin"}),
     "jobs-cancel": ("POST", "/api/v1/jobs/999999/cancel", None, {"researcher", "admin"}),
     "audit": ("GET", "/api/v1/audit/log", None, {"editor", "admin"}),
+    # The later areas: each has its own detailed role tests; this keeps the whole table
+    # in one place.
+    "transcript-read": ("GET", "/api/v1/recordings/{rec}/transcript", None, set(ROLES)),
+    "speakers": ("PUT", "/api/v1/recordings/{rec}/speakers", {}, {"researcher", "admin"}),
+    "search": ("GET", "/api/v1/search?q=MiniMax", None, set(ROLES)),
+    "chapters-read": ("GET", "/api/v1/chapters", None, set(ROLES)),
+    "quotes": ("GET", "/api/v1/quotes", None, {"author", "editor", "admin"}),
+    "consents": ("GET", "/api/v1/consents", None, {"editor", "admin"}),
+    "clearance": ("GET", "/api/v1/clearance", None, {"editor", "admin"}),
 }
 
 
