@@ -6,7 +6,7 @@ ids cannot be probed. Role checks (403) are in ``service.auth``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, status
 from sqlalchemy import or_
@@ -14,6 +14,8 @@ from sqlmodel import Session
 
 from service.models.recordings import Access, Recording
 from service.models.users import Role, User
+
+T = TypeVar("T")
 
 
 def recording_filter(user: User) -> Any:
@@ -35,6 +37,16 @@ def not_found(kind: str, object_id: int | str) -> HTTPException:
         f"No {kind} with id {object_id} (or you may not see it). Check the id with the list "
         f"endpoint.",
     )
+
+
+def get_child(session: Session, user: User, model: type[T], object_id: int, kind: str) -> T:
+    """An object with a ``recording_id`` (job, segment ...): 404 unless its recording is
+    visible to ``user``, with the same message as a missing object."""
+    obj = session.get(model, object_id)
+    recording = None if obj is None else session.get(Recording, obj.recording_id)  # type: ignore[attr-defined]
+    if recording is None or not can_see_recording(user, recording):
+        raise not_found(kind, object_id)
+    return obj  # type: ignore[return-value]
 
 
 def get_recording(session: Session, user: User, recording_id: int) -> Recording:

@@ -36,6 +36,15 @@ SECRET = "test-secret-key-not-for-production"
 
 
 @pytest.fixture(scope="session")
+def models_dir() -> Path:
+    """The shared models directory (SOURCEBOOK_MODELS_DIR or <repo>/models), installed once."""
+    from pipelines.models import install_models
+
+    install_models(DEFAULT_MODELS_DIR)  # idempotent: cheap when already installed
+    return DEFAULT_MODELS_DIR
+
+
+@pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file; each test copies it instead of migrating again."""
     path = tmp_path_factory.mktemp("template") / "template.db"

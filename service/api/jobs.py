@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlmodel import Session
 
-from service.access import get_recording, not_found, recording_filter
+from service.access import get_child, recording_filter
 from service.api.deps import Limit, Offset, Researcher, Staff
 from service.crud import jobs as crud
 from service.db import SessionDep
@@ -17,14 +17,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
 def _get(session: Session, user: User, job_id: int) -> Job:
-    job = session.get(Job, job_id)
-    if job is None:
-        raise not_found("job", job_id)
-    try:
-        get_recording(session, user, job.recording_id)
-    except HTTPException:
-        raise not_found("job", job_id) from None
-    return job
+    return get_child(session, user, Job, job_id, "job")
 
 
 @router.get("", response_model=Page[JobPublic])

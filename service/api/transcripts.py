@@ -27,7 +27,7 @@ from sqlmodel import Session, SQLModel
 
 from pipelines.export import FORMATS
 from service import importers
-from service.access import get_recording, not_found
+from service.access import get_child, get_recording, not_found
 from service.api.deps import AnyUser, Limit, Offset, Researcher
 from service.crud import transcripts as crud
 from service.db import SessionDep
@@ -103,14 +103,7 @@ class SegmentUpdate(SQLModel):
 
 
 def _visible_segment(session: Session, user: User, segment_id: int) -> Segment:
-    segment = session.get(Segment, segment_id)
-    if segment is None:
-        raise not_found("segment", segment_id)
-    try:
-        get_recording(session, user, segment.recording_id)
-    except HTTPException:
-        raise not_found("segment", segment_id) from None
-    return segment
+    return get_child(session, user, Segment, segment_id, "segment")
 
 
 def _correct(session: Session, user: User, segment_id: int, data: SegmentUpdate,

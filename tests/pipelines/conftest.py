@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from pipelines.models import install_models
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: 30 s, two speakers, telephone English, with reference turns (RTTM) and transcript (STM).
@@ -38,14 +35,6 @@ def decode(path: Path, sample_rate: int = 16000) -> np.ndarray:
         capture_output=True,
     ).stdout
     return np.frombuffer(raw, dtype=np.float32).copy()
-
-
-@pytest.fixture(scope="session")
-def models_dir() -> Path:
-    """The shared models directory (SOURCEBOOK_MODELS_DIR or <repo>/models), installed once."""
-    path = Path(os.environ.get("SOURCEBOOK_MODELS_DIR", REPO_ROOT / "models"))
-    install_models(path)  # idempotent: cheap when already installed
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -20,16 +20,8 @@ from service.models.transcripts import Transcript
 from tests.conftest import Api, make_settings
 from tests.factories import PYANNOTE_SAMPLE, make_tone, upload
 
-pytestmark = pytest.mark.usefixtures("installed_models")
+pytestmark = pytest.mark.usefixtures("models_dir")
 
-
-@pytest.fixture(scope="session")
-def installed_models() -> Path:
-    from pipelines.models import install_models
-    from tests.conftest import DEFAULT_MODELS_DIR
-
-    install_models(DEFAULT_MODELS_DIR)
-    return DEFAULT_MODELS_DIR
 
 
 @pytest.fixture

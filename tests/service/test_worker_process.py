@@ -21,18 +21,10 @@ from tests.conftest import REPO, Api, make_settings
 from tests.factories import PYANNOTE_SAMPLE, upload
 from tests.service.test_jobs import wait_job
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("installed_models")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("models_dir")]
 
 REDIS_TEST_URL = os.environ.get("SOURCEBOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
-
-@pytest.fixture(scope="module")
-def installed_models() -> Path:
-    from pipelines.models import install_models
-    from tests.conftest import DEFAULT_MODELS_DIR
-
-    install_models(DEFAULT_MODELS_DIR)
-    return DEFAULT_MODELS_DIR
 
 
 def env_for(settings) -> dict[str, str]:
