@@ -27,7 +27,7 @@ from service.api import (
     users,
 )
 from service.config import Settings, get_settings
-from service.db import make_engine, migrate
+from service.db import DB_UNAVAILABLE_ERRORS, database_unavailable, make_engine, migrate
 from service.queue import HueyQueue, JobQueue, make_huey
 from service.storage import Storage
 
@@ -145,6 +145,8 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
             "detail": "A number in the request is out of range for the database; check ids, "
                       "offsets and times."})
 
+    for error in DB_UNAVAILABLE_ERRORS:  # database out of reach: 503, see service.db
+        app.add_exception_handler(error, database_unavailable)
     app.include_router(health.router)
     for module in (users, people, recordings, jobs, transcripts, search, chapters, quotes,
                    consent, audit):

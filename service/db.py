@@ -9,6 +9,7 @@ database to the latest revision.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -23,8 +25,17 @@ from service.config import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+PG_POOL_SIZE = 10
+PG_MAX_OVERFLOW = 20
+PG_CONNECT_TIMEOUT_S = 5
+#: What a request that hit the database while it was out of reach gets; see
+#: ``database_unavailable``. Registered for these errors in ``service.app``.
+DB_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    sa.exc.OperationalError, sa.exc.InterfaceError)
+RETRY_AFTER_S = 5
 
 _migrate_lock = threading.Lock()
+log = logging.getLogger("sourcebook.db")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -57,7 +68,17 @@ def make_engine(settings: Settings) -> Engine:
         # taking the write lock at the first write instead (see crud.lock_for_write).
         return engine
     return sa.create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800
+        url,
+        # A connection the server or a proxy dropped (a PostgreSQL restart, a failover)
+        # is found at checkout and replaced, so the API recovers by itself.
+        pool_pre_ping=True,
+        pool_size=PG_POOL_SIZE,
+        max_overflow=PG_MAX_OVERFLOW,
+        pool_recycle=1800,
+        # Wait this long for a free connection before a request fails with 503.
+        pool_timeout=10,
+        # Fail fast when the host does not answer at all, instead of the OS's ~2 min.
+        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
     )
 
 
@@ -114,3 +135,27 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A request that could not reach the database: a clean 503, not a 500 and a traceback.
+
+    OperationalError/InterfaceError mean the connection failed (server down, restarted,
+    network cut) or, on SQLite, that the file stayed locked past the busy timeout. Both
+    pass: the pool's pre-ping replaces dead connections, so the next request recovers
+    without a restart. The request's transaction was rolled back when its session
+    closed, so a write either committed before the failure or not at all.
+    """
+    locked = "locked" in str(exc).lower()
+    log.warning("%s %s: database %s: %s", request.method, request.url.path,
+                "busy" if locked else "unreachable", str(exc).splitlines()[0][:300])
+    if locked:
+        detail = ("The database is busy (another write holds the lock). Nothing was "
+                  f"changed by this request; retry in {RETRY_AFTER_S} seconds.")
+    else:
+        detail = ("The database is unreachable right now, so this request could not be "
+                  f"completed. Retry in {RETRY_AFTER_S} seconds; if it persists, check "
+                  "that PostgreSQL is running and SOURCEBOOK_DATABASE_URL points at it "
+                  "(GET /readyz shows the reason).")
+    return JSONResponse(status_code=503, content={"detail": detail},
+                        headers={"Retry-After": str(RETRY_AFTER_S)})

@@ -8,11 +8,19 @@ is harmless, because a worker must first claim it (queued -> running) in the dat
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from typing import Any, Protocol
+
+import redis.exceptions
 
 from service.config import Settings
 
 TASK_NAME = "sourcebook.run_job"
+log = logging.getLogger("sourcebook.queue")
+#: Errors of a queue that is down or restarting (not bugs): the job waits in the database.
+QUEUE_UNREACHABLE: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, sqlite3.OperationalError)
 
 
 class JobQueue(Protocol):
@@ -61,10 +69,21 @@ class HueyQueue:
         self.task = huey.task(name=TASK_NAME)(run_job)
 
     def enqueue(self, job_id: int, delay: float | None = None) -> None:
-        if delay:
-            self.task.schedule(args=(job_id,), delay=delay)
-        else:
-            self.task(job_id)
+        """Deliver a job id; if the queue is out of reach, leave the job to recovery.
+
+        The Job row is already committed as queued, so refusing the request (a 500
+        after the upload was stored) would only make the client retry into a 409. A
+        worker's recovery sweep delivers every queued job the queue does not hold.
+        """
+        try:
+            if delay:
+                self.task.schedule(args=(job_id,), delay=delay)
+            else:
+                self.task(job_id)
+        except QUEUE_UNREACHABLE as exc:
+            log.warning("queue unreachable (%s: %s); job %s stays queued in the database "
+                        "and a worker's recovery sweep will deliver it",
+                        type(exc).__name__, exc, job_id)
 
     def ping(self) -> None:
         storage = self.huey.storage

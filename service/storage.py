@@ -68,14 +68,28 @@ class Storage:
         return self.tmp_dir / f"{os.getpid()}-{secrets.token_hex(8)}.part"
 
     def cleanup_stale_temp(self) -> list[Path]:
-        """Remove temp files left by processes of this host that are gone (a crash)."""
+        """Remove temp uploads whose writer is gone (an API killed mid-upload).
+
+        Only this host's temp area is swept, never a recording's directory. A file is
+        stale when the process named in it is dead, or when that pid now belongs to a
+        process that started after the file was last written: a restarted container
+        gives its server the same pid (often 1) as the one that was killed.
+        """
         removed: list[Path] = []
         if not self.tmp_dir.exists():
             return removed
         for p in self.tmp_dir.iterdir():
             pid_part = p.name.split("-", 1)[0]
-            if pid_part.isdigit() and _pid_alive(int(pid_part)) and int(pid_part) != 0:
-                continue
+            if pid_part.isdigit() and int(pid_part) != 0 and _pid_alive(int(pid_part)):
+                started = _process_started_at(int(pid_part))
+                try:
+                    written = p.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                # One second of slack for coarse timestamps; a live upload keeps
+                # writing, so its mtime is always after its own process started.
+                if started is None or written >= started - 1.0:
+                    continue
             p.unlink(missing_ok=True)
             removed.append(p)
         return removed
@@ -116,6 +130,27 @@ class Storage:
 
 def extension_for(format_name: str) -> str:
     return FORMAT_EXTENSIONS.get(format_name, "bin")
+
+
+def _process_started_at(pid: int) -> float | None:
+    """When process ``pid`` started (Unix time), from /proc; None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    # Field 22 (starttime, in clock ticks since boot) counts from after the ")" that
+    # closes the command name, which may itself contain spaces.
+    fields = stat.rsplit(")", 1)[-1].split()
+    try:
+        ticks = int(fields[19])
+    except (IndexError, ValueError):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _pid_alive(pid: int) -> bool:
