@@ -151,6 +151,9 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     for module in (users, people, recordings, jobs, transcripts, search, chapters, quotes,
                    consent, audit):
         app.include_router(module.router, prefix=API_PREFIX)
+    from service import web
+
+    web.install(app)  # the pages (issue 7); after the API so /api paths win
     _document_errors(app)
     return app
 

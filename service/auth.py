@@ -24,6 +24,11 @@ from service.models.base import utcnow
 from service.models.users import ApiToken, Role, User
 
 TOKEN_PREFIX = "sb_"  # noqa: S105 - a prefix, not a secret
+#: The web pages keep the token in this HttpOnly cookie (service.web).
+SESSION_COOKIE = "sourcebook_token"
+#: Cookie-authenticated requests that change data must carry this header (see csrf_token).
+CSRF_HEADER = "X-Sourcebook-CSRF"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 #: Who may do what (API.md). Admin is in every group.
@@ -64,6 +69,17 @@ def issue_token(session: Session, *, key: bytes, user: User, label: str = "") ->
     return token
 
 
+def csrf_token(key: bytes, token: str) -> str:
+    """The value a page must echo in ``X-Sourcebook-CSRF`` when it sends the cookie.
+
+    Derived from the session token, so it needs no storage and changes with the token. A
+    cross-site form cannot set a custom header, and a cross-site fetch that sets one needs a
+    CORS preflight this app never grants, so the header proves the request came from a page
+    of this origin (the SameSite=Strict cookie is the second layer).
+    """
+    return hmac.new(key, b"csrf:" + token.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def user_for_token(session: Session, *, key: bytes, token: str) -> User | None:
     row = session.exec(
         select(ApiToken, User)
@@ -91,7 +107,7 @@ def current_user(
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     """The caller, from the bearer token or the web page's session cookie; else 401."""
-    token = creds.credentials if creds is not None else request.cookies.get("sourcebook_token")
+    token = creds.credentials if creds is not None else request.cookies.get(SESSION_COOKIE)
     if not token:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -107,6 +123,17 @@ def current_user(
             "(`sourcebook users create` or POST /api/v1/users).",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    if creds is None and request.method not in SAFE_METHODS:
+        # Only the cookie authenticated this request: a browser sends it to us even when
+        # another site made the request, so require proof that one of our pages did.
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent, csrf_token(request.app.state.token_key, token)):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"Cookie-authenticated changes need the {CSRF_HEADER} header that the "
+                "Sourcebook pages send; API clients should send 'Authorization: Bearer "
+                "<token>' instead.",
+            )
     return user
 
 

@@ -1,0 +1,159 @@
+"""Search, quotes and chapters, and the editors' consent and clearance page."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from sqlmodel import col, select
+
+from service import search as engine
+from service.access import get_recording, not_found, recording_filter
+from service.api.deps import AnyUser, Author, Editor, Offset
+from service.crud import chapters as chapter_crud
+from service.crud import consent as consent_crud
+from service.crud import people as people_crud
+from service.crud import quotes as quote_crud
+from service.crud import recordings as rec_crud
+from service.db import SessionDep
+from service.models.chapters import ChapterNode
+from service.models.consent import (
+    Attribution,
+    ConsentAgreement,
+    ConsentForm,
+    ConsentPublic,
+    ConsentStatus,
+    RestrictionLevel,
+    RestrictionPublic,
+)
+from service.models.people import Person
+from service.models.quotes import QuotePublic, Usage
+from service.models.recordings import Recording
+from service.web.common import PageRoute, render
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+RESULTS_PER_PAGE = 20
+
+#: A select left at "Anyone" sends an empty value; the API's int filters would 422 on it.
+OptionalId = Annotated[str | None, Query(max_length=20, pattern=r"^\d*$")]
+
+
+def _id(value: str | None) -> int | None:
+    return int(value) if value else None
+QUOTES_SHOWN = 200
+
+
+@router.get("/search", response_class=HTMLResponse)
+def search_page(request: Request, session: SessionDep, user: AnyUser,
+                q: str = Query("", max_length=1000),
+                person: OptionalId = None, recording: OptionalId = None,
+                language: str | None = Query(None, max_length=16),
+                offset: Offset = 0) -> HTMLResponse:
+    """One box and filters; each hit links to its moment in the transcript."""
+    person_id, recording_id = _id(person), _id(recording)
+    # An empty filter field arrives as "": treat it as no filter, like the API's absence.
+    language = language or None
+    if recording_id is not None:
+        get_recording(session, user, recording_id)
+    if person_id is not None and session.get(Person, person_id) is None:
+        raise not_found("person", person_id)
+    hits: list[engine.SearchHit] = []
+    count, error = 0, None
+    if q.strip():
+        try:
+            hits, count = engine.search(session, user=user, q=q, person_id=person_id,
+                                        recording_id=recording_id, language=language,
+                                        limit=RESULTS_PER_PAGE, offset=offset)
+        except engine.QueryError as exc:
+            error = str(exc)
+    people = people_crud.list_people(session, limit=1000)[0]
+    recordings = session.exec(
+        select(Recording.id, Recording.title).where(recording_filter(user))
+        .order_by(col(Recording.id).desc()).limit(1000)).all()
+    return render(request, user, "search.html", {
+        "q": q, "hits": hits, "count": count, "error": error, "offset": offset,
+        "page_size": RESULTS_PER_PAGE, "person_id": person_id, "recording_id": recording_id,
+        "language": language or "", "people": people, "recordings": recordings,
+        "open": engine.MARK_OPEN, "close": engine.MARK_CLOSE,
+    })
+
+
+def _flatten(nodes: list[ChapterNode], depth: int = 0) -> list[tuple[int, ChapterNode]]:
+    out: list[tuple[int, ChapterNode]] = []
+    for node in nodes:
+        out.append((depth, node))
+        out.extend(_flatten(node.children, depth + 1))
+    return out
+
+
+@router.get("/chapters", response_class=HTMLResponse)
+def chapters_page(request: Request, session: SessionDep, user: Author) -> HTMLResponse:
+    """The chapter tree with each chapter's quotes, the quote list, and draft checking."""
+    tree = chapter_crud.tree(session)
+    rows, quote_count = quote_crud.list_quotes(session, user=user, limit=QUOTES_SHOWN)
+    quotes = [quote_crud.to_public(session, q, user=user) for q in rows]
+    by_chapter: dict[int, list[tuple[QuotePublic, str]]] = {}
+    for quote in quotes:
+        for link in quote.chapters:
+            by_chapter.setdefault(link.chapter_id, []).append((quote, link.usage))
+    return render(request, user, "chapters.html", {
+        "nodes": _flatten(tree.data), "quotes": quotes, "quote_count": quote_count,
+        "by_chapter": by_chapter, "usages": list(Usage),
+    })
+
+
+@router.get("/consent", response_class=HTMLResponse)
+def consent_page(request: Request, session: SessionDep, user: Editor,
+                 recording: OptionalId = None,
+                 chapter: OptionalId = None,
+                 as_of: date | None = Query(None),
+                 impact: int | None = Query(None, description="An agreement's withdrawal "
+                                                              "impact")) -> HTMLResponse:
+    """Agreements and restrictions per recording, clearance per chapter, withdrawal impact."""
+    recording_id, chapter_id = _id(recording), _id(chapter)
+    recordings = session.exec(select(Recording.id, Recording.title)
+                              .order_by(col(Recording.id).desc()).limit(1000)).all()
+    shown = None
+    agreements: list[ConsentPublic] = []
+    restrictions: list[RestrictionPublic] = []
+    if recording_id is not None:
+        shown = rec_crud.to_public(session, get_recording(session, user, recording_id))
+        person_ids = {p.person_id for p in shown.participants} | {
+            s.person_id for s in shown.speakers if s.person_id is not None}
+        rows = session.exec(select(ConsentAgreement).where(
+            col(ConsentAgreement.person_id).in_(person_ids)
+            | (ConsentAgreement.recording_id == recording_id)
+        ).order_by(col(ConsentAgreement.id))).all()
+        # Agreements for other recordings of the same people do not apply here.
+        agreements = [consent_crud.to_public(session, a) for a in rows
+                      if a.recording_id in (None, recording_id)]
+        restrictions = [consent_crud.restriction_public(r) for r in
+                        consent_crud.list_restrictions(session, recording_id=recording_id)]
+    day = as_of or date.today()
+    try:
+        report = consent_crud.clearance_report(session, as_of=day, chapter_id=chapter_id,
+                                               actor=user, fmt="page")
+    except consent_crud.ConsentError as exc:
+        raise not_found("chapter", chapter_id or 0) from exc
+    impact_rows = None
+    impact_agreement = None
+    if impact is not None:
+        agreement = session.get(ConsentAgreement, impact)
+        if agreement is None:
+            raise not_found("consent agreement", impact)
+        impact_agreement = consent_crud.to_public(session, agreement)
+        impact_rows = consent_crud.withdrawal_impact(session, agreement=agreement, as_of=day)
+    tree = chapter_crud.tree(session)
+    return render(request, user, "consent.html", {
+        "recordings": recordings, "recording": shown, "recording_id": recording_id,
+        "agreements": agreements, "restrictions": restrictions, "report": report,
+        "chapter_id": chapter_id, "as_of": day, "nodes": _flatten(tree.data),
+        "impact_rows": impact_rows, "impact_agreement": impact_agreement,
+        "people": people_crud.list_people(session, limit=1000)[0],
+        "statuses": [s for s in ConsentStatus if s != ConsentStatus.withdrawn],
+        "forms": list(ConsentForm), "attributions": list(Attribution),
+        "levels": list(RestrictionLevel),
+    })

@@ -1,0 +1,98 @@
+"""What every page shares: the route class, the templates, the signed-in user."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
+
+from service.auth import (
+    AUTHORING,
+    EDITORIAL,
+    RESEARCH,
+    SESSION_COOKIE,
+    STAFF,
+    csrf_token,
+)
+from service.models.users import User
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def _clock(seconds: float | None) -> str:
+    """1234.5 -> '20:34' (or 'h:mm:ss'), the way the pages show times."""
+    if seconds is None:
+        return ""
+    total = int(seconds)
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _marks(snippet: str, open_mark: str, close_mark: str) -> Markup:
+    """A search snippet with its hit marks as <mark>, everything else escaped."""
+    escaped = str(escape(snippet))
+    return Markup(escaped.replace(str(escape(open_mark)), "<mark>")  # noqa: S704 - escaped above
+                  .replace(str(escape(close_mark)), "</mark>"))
+
+
+templates.env.filters["clock"] = _clock
+templates.env.filters["marks"] = _marks
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    """To the sign-in page, coming back here afterwards."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    response = RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
+    if request.cookies.get(SESSION_COOKIE):
+        # The cookie holds a revoked or unknown token: drop it so sign-in starts clean.
+        response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+class PageRoute(APIRoute):
+    """A route whose HTTP errors become pages: 401 signs in, 403/404 explain in HTML.
+
+    The checks themselves are the API's (``require``, ``service.access``); only how a
+    refusal looks differs, so pages can never be more permissive than the API.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except HTTPException as exc:
+                if exc.status_code == 401:
+                    return login_redirect(request)
+                return templates.TemplateResponse(
+                    request, "error.html",
+                    {"status": exc.status_code, "detail": str(exc.detail), "user": None,
+                     "csrf": ""},
+                    status_code=exc.status_code)
+
+        return page_handler
+
+
+def render(request: Request, user: User, name: str, context: dict[str, Any],
+           status_code: int = 200) -> HTMLResponse:
+    """A page with the navigation for ``user``'s role and the CSRF value for its scripts."""
+    token = request.cookies.get(SESSION_COOKIE, "")
+    base = {
+        "user": user,
+        "csrf": csrf_token(request.app.state.token_key, token) if token else "",
+        "can_research": user.role in RESEARCH,
+        "can_author": user.role in AUTHORING,
+        "can_edit": user.role in EDITORIAL,
+        "is_staff": user.role in STAFF,
+        "path": request.url.path,
+    }
+    return templates.TemplateResponse(request, name, base | context, status_code=status_code)

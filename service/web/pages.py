@@ -1,0 +1,141 @@
+"""Sign-in, the recordings list (upload, live jobs) and the transcript page."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from service.access import get_recording, recording_filter
+from service.api.deps import AnyUser, Offset, Staff
+from service.auth import RESEARCH, SESSION_COOKIE, csrf_token, user_for_token
+from service.crud import jobs as job_crud
+from service.crud import people as people_crud
+from service.crud import recordings as rec_crud
+from service.crud import transcripts as tr_crud
+from service.db import SessionDep
+from service.models.jobs import JobState
+from service.models.recordings import ParticipantRole, RecordingSource
+from service.models.transcripts import Segment
+from service.web import views
+from service.web.common import PageRoute, render, templates
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+PAGE_SIZE = 50
+EXPORT_FORMATS = ("txt", "md", "srt", "vtt", "json", "docx")
+
+
+def _safe_next(target: str) -> str:
+    """Only a path on this site: an absolute URL here would be an open redirect."""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/recordings"
+    return target
+
+
+@router.get("/", response_class=RedirectResponse)
+def home() -> RedirectResponse:
+    return RedirectResponse("/recordings", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "/recordings") -> HTMLResponse:
+    """The sign-in form: paste the API token an admin gave you."""
+    return templates.TemplateResponse(request, "login.html",
+                                      {"next": _safe_next(next), "error": None, "user": None,
+                                       "csrf": ""})
+
+
+@router.post("/login", response_class=HTMLResponse)
+def sign_in(request: Request, session: SessionDep, token: Annotated[str, Form()] = "",
+            next: Annotated[str, Form()] = "/recordings") -> Response:
+    """Check the token like the API does; keep it in an HttpOnly, SameSite=Strict cookie."""
+    origin = request.headers.get("origin")
+    if origin and origin not in ("null", f"{request.url.scheme}://{request.url.netloc}"):
+        # Login CSRF: another site must not sign a visitor in under its own token.
+        return templates.TemplateResponse(
+            request, "login.html", {"next": "/recordings", "user": None, "csrf": "",
+                                    "error": "Sign in from this site's own page."},
+            status_code=403)
+    token = token.strip()
+    user = user_for_token(session, key=request.app.state.token_key, token=token) if token else None
+    if user is None:
+        return templates.TemplateResponse(
+            request, "login.html",
+            {"next": _safe_next(next), "user": None, "csrf": "",
+             "error": "That token is unknown or revoked. Ask an admin for one "
+                      "(sourcebook users create NAME --role ROLE)."},
+            status_code=401)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/")
+    return response
+
+
+@router.post("/logout")
+def sign_out(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    """Forget the cookie (the token itself stays valid for the API)."""
+    token = request.cookies.get(SESSION_COOKIE, "")
+    if token and csrf != csrf_token(request.app.state.token_key, token):
+        return Response("Sign out from the page's own button.", status_code=403)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/recordings", response_class=HTMLResponse)
+def recordings_page(request: Request, session: SessionDep, user: AnyUser,
+                    q: str | None = Query(None, max_length=200),
+                    offset: Offset = 0) -> HTMLResponse:
+    """Recordings with status, duration, speakers and consent; upload for researchers."""
+    rows, count = rec_crud.list_recordings(session, visible=recording_filter(user), q=q,
+                                           limit=PAGE_SIZE, offset=offset)
+    items = [rec_crud.to_public(session, r) for r in rows]
+    people = people_crud.list_people(session, limit=1000)[0] if user.role in RESEARCH else []
+    return render(request, user, "recordings.html", {
+        "recordings": items, "count": count, "offset": offset, "page_size": PAGE_SIZE, "q": q,
+        "consent": views.consent_states(session, items), "people": people,
+        "sources": list(RecordingSource), "roles": list(ParticipantRole),
+    })
+
+
+@router.get("/recordings/jobs", response_class=HTMLResponse)
+def jobs_fragment(request: Request, session: SessionDep, user: Staff) -> HTMLResponse:
+    """The live job panel (htmx polls it): stage, progress and a cancel button."""
+    jobs, _ = job_crud.list_jobs(session, visible=recording_filter(user), limit=8)
+    active = any(j.state in (JobState.queued, JobState.running) for j in jobs)
+    return render(request, user, "_jobs.html", {"jobs": jobs, "active": active})
+
+
+@router.get("/recordings/{recording_id}", response_class=HTMLResponse)
+def transcript_page(request: Request, recording_id: int, session: SessionDep, user: AnyUser,
+                    version: int | None = Query(None, ge=1)) -> HTMLResponse:
+    """The transcript with audio, speakers, corrections, restrictions and a timeline."""
+    recording = rec_crud.to_public(session, get_recording(session, user, recording_id))
+    try:
+        transcript = tr_crud.to_public(
+            session, tr_crud.get_transcript(session, recording_id=recording_id,
+                                            version=version), user=user)
+    except tr_crud.NoTranscript:
+        transcript = None
+    revisions: dict[int, list[tr_crud.RevisionPublic]] = {}
+    lanes: list[views.Lane] = []
+    if transcript is not None:
+        edited = [s.id for s in transcript.segments if s.edited]
+        for sid in edited:
+            segment = session.get(Segment, sid)
+            assert segment is not None
+            revisions[sid] = tr_crud.list_revisions(session, segment=segment, user=user,
+                                                    limit=20)[0]
+        names = {s.label: s.name or "" for s in transcript.speakers}
+        lanes = views.timeline([(s.speaker, s.start, s.end) for s in transcript.segments],
+                               names, recording.duration)
+    people = people_crud.list_people(session, limit=1000)[0]
+    return render(request, user, "transcript.html", {
+        "recording": recording, "transcript": transcript, "revisions": revisions,
+        "lanes": lanes, "people": people, "formats": EXPORT_FORMATS,
+        "timeline_width": views.TIMELINE_WIDTH, "lane_height": views.LANE_HEIGHT,
+    })

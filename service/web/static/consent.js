@@ -1,0 +1,47 @@
+// Editors: record consent, restrict a span, withdraw an agreement.
+"use strict";
+
+(() => {
+  const { api, toast } = Sourcebook;
+
+  const consentForm = document.getElementById("consent-form");
+  consentForm?.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const f = consentForm.elements;
+    const body = {
+      person_id: Number(f.person_id.value),
+      recording_id: f.scope.value === "recording" ? Number(consentForm.dataset.recording) : null,
+      status: f.status.value, form: f.form.value, attribution: f.attribution.value,
+      approval_required: f.approval_required.checked,
+    };
+    if (f.descriptor.value) body.descriptor = f.descriptor.value;
+    if (f.signed_at.value) body.signed_at = f.signed_at.value;
+    try {
+      await api("POST", "/api/v1/consents", body);
+      location.reload();
+    } catch (err) { toast(err.message, true); }
+  });
+
+  const restrictionForm = document.getElementById("restriction-form");
+  restrictionForm?.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const f = restrictionForm.elements;
+    const body = { start: Number(f.start.value), end: Number(f.end.value), level: f.level.value };
+    if (f.reason.value) body.reason = f.reason.value;
+    try {
+      await api("POST", `/api/v1/recordings/${restrictionForm.dataset.recording}/restrictions`, body);
+      location.reload();
+    } catch (err) { toast(err.message, true); }
+  });
+
+  for (const button of document.querySelectorAll("button.withdraw")) {
+    button.addEventListener("click", async () => {
+      const reason = prompt("Why is the consent withdrawn? (kept with the record)");
+      if (!reason) return;
+      try {
+        await api("POST", `/api/v1/consents/${button.dataset.consent}/withdraw`, { reason });
+        location.reload();
+      } catch (err) { toast(err.message, true); }
+    });
+  }
+})();
