@@ -130,8 +130,20 @@ def _head(migrations_dir: str) -> str | None:
 def get_session(request: Request) -> Iterator[Session]:
     """FastAPI dependency: one session per request, on the app's engine."""
     engine: Engine = request.app.state.engine
-    with Session(engine, expire_on_commit=False) as session:
+    session = Session(engine, expire_on_commit=False)
+    try:
         yield session
+    finally:
+        try:
+            session.close()
+        except DB_UNAVAILABLE_ERRORS as exc:
+            # The connection died under the request (the database went away): the
+            # closing ROLLBACK cannot be sent, and the server has already dropped the
+            # transaction. Raising here, after the response has started, would make the
+            # server reset the client's connection instead of answering.
+            log.warning("discarding a session whose connection died: %s",
+                        str(exc).splitlines()[0][:300])
+            session.invalidate()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -15,6 +15,7 @@ Exactly-once results on an at-most-once queue:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -341,8 +342,11 @@ def _upsert_speakers(session: Session, recording_id: int, result: RunResult) -> 
     for label in sorted(labels):
         speaker = existing.get(label) or Speaker(recording_id=recording_id, label=label)
         emb = result.diarization.embeddings.get(label)
-        if emb is not None:
-            speaker.embedding = [round(float(x), 6) for x in emb]
+        values = [float(x) for x in emb] if emb is not None else []
+        # A speaker with too little speech gets a NaN embedding; JSON has no NaN and
+        # PostgreSQL refuses it, which used to fail the whole job. No voiceprint then.
+        if values and all(math.isfinite(x) for x in values):
+            speaker.embedding = [round(x, 6) for x in values]
         session.add(speaker)
 
 
