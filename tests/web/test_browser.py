@@ -1,0 +1,174 @@
+"""The issue's flow in a real browser, against a real server with the real pipeline.
+
+Sign in, upload the sample recording, follow its job live, name a speaker, correct a
+segment, search, make a quote by selecting words, link it to a chapter, verify a draft,
+and see the quote blocked in the clearance report, then cleared once consent is recorded.
+Every page is photographed at 1280 and 390 px into transcripts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.factories import PYANNOTE_SAMPLE
+from tests.web.conftest import SCREENSHOTS, Server
+
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("models_dir"),
+              pytest.mark.timeout(300)]
+
+WIDE, NARROW = 1280, 390
+CORRECTED = "Sourcebook keeps every correction as a revision."
+
+
+def shoot(page: Any, name: str) -> None:
+    """Full-page screenshots at both widths; at 390 px nothing may scroll sideways."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for width in (WIDE, NARROW):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=SCREENSHOTS / f"{name}-{width}.png", full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= width + 1, f"{name} is {overflow}px wide at {width}px"
+    page.set_viewport_size({"width": WIDE, "height": 900})
+
+
+def sign_in(page: Any, server: Server, role: str, path: str) -> None:
+    page.context.clear_cookies()
+    page.goto(server.url + path)
+    assert "/login?next=" in page.url  # no cookie: the page sends us to sign in
+    page.fill("input[name=token]", server.tokens[role])
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(re.escape(path.split("?")[0])))
+
+
+def test_issue_flow(server: Server, browser: Any) -> None:
+    person = server.api("POST", "/people", json={"name": "闫俊杰", "kind": "founder"})
+    assert person.status_code == 201, person.text
+    person_id = person.json()["id"]
+    context = browser.new_context(viewport={"width": WIDE, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    # --- researcher: sign in, upload with a byte progress bar, follow the job live -----
+    sign_in(page, server, "researcher", "/recordings")
+    shoot(page, "01-login-done-recordings-empty")
+    page.set_input_files("#upload input[name=file]", str(PYANNOTE_SAMPLE))
+    page.fill("#upload input[name=title]", "样本访谈 sample interview")
+    page.select_option("#upload select[name=language]", "en")
+    page.fill("#upload input[name=num_speakers]", "2")
+    page.check(f"#upload input[name=participant][value='{person_id}']")
+    page.click("#upload button[type=submit]")
+    page.wait_for_selector("#upload-status:has-text('Uploaded')")
+    loaded, total = page.eval_on_selector("#upload-progress", "e => [e.value, e.max]")
+    assert loaded == total >= PYANNOTE_SAMPLE.stat().st_size
+    page.wait_for_selector("tr.job.state-running", timeout=90_000)
+    stage = page.text_content("tr.job td:nth-child(4)")
+    assert stage in ("normalise", "transcribe", "diarize", "merge", "store")
+    shoot(page, "02-recordings-job-running")
+    page.wait_for_selector("tr.job.state-succeeded", timeout=180_000)
+    page.reload()
+    row = page.locator("table.recordings tbody tr").first
+    assert "transcribed" in row.text_content()
+    assert "闫俊杰: none" in row.text_content()  # no consent recorded yet
+    font = page.evaluate("getComputedStyle(document.body).fontFamily")
+    assert "Noto Sans CJK SC" in font and "Microsoft YaHei" in font
+    shoot(page, "03-recordings-transcribed")
+
+    # --- transcript: name a speaker, correct a segment, play from a segment ----------
+    row.locator("a").first.click()
+    page.wait_for_selector("#segments .seg")
+    assert page.locator("#timeline rect").count() == page.locator(".seg").count()
+    quoted = page.locator(".seg").nth(1)
+    label = quoted.get_attribute("data-speaker")
+    speaker_row = page.locator(f".speaker-row[data-label='{label}']")
+    speaker_row.locator("select").select_option(str(person_id))
+    speaker_row.locator(".save-speaker").click()
+    page.wait_for_selector(f".speaker-row[data-label='{label}'] .speaker-name:has-text('闫俊杰')")
+    assert "闫俊杰" in page.locator(".seg").nth(1).locator(".seg-speaker").text_content()
+    first = page.locator(".seg").first
+    first.locator(".edit-seg").click()
+    first.locator("textarea").fill(CORRECTED)
+    first.locator(".seg-edit button[type=submit]").click()
+    page.wait_for_selector(f".seg >> text={CORRECTED}")
+    assert "1 revision" in page.locator(".seg").first.locator("details.revisions").text_content()
+    page.locator(".seg").nth(1).locator(".seg-time").click()
+    page.wait_for_selector(".seg.playing")
+    assert page.locator(".seg.playing").get_attribute("data-id") == \
+        page.locator(".seg").nth(1).get_attribute("data-id")
+    shoot(page, "04-transcript-researcher")
+
+    # --- author: search, open the hit, select words, make a quote ---------------------
+    sign_in(page, server, "author", "/search")
+    page.fill("#q", "revision")
+    page.press("#q", "Enter")
+    page.wait_for_selector(".hit mark")
+    hit = page.locator(".hit").first
+    assert "revision" in hit.text_content().lower() and "样本访谈" in hit.text_content()
+    shoot(page, "05-search")
+    hit.locator("a").click()
+    page.wait_for_selector(".seg.target")
+    quoted = page.locator(".seg").nth(1)
+    words = quoted.locator(".w")
+    start_box, end_box = words.first.bounding_box(), words.last.bounding_box()
+    page.mouse.move(start_box["x"] + 1, start_box["y"] + start_box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(end_box["x"] + end_box["width"] - 1, end_box["y"] + end_box["height"] / 2,
+                    steps=5)
+    page.mouse.up()
+    page.wait_for_selector("#quote-bar:not([hidden])")
+    shoot(page, "06-transcript-author-selection")
+    page.click("#make-quote")
+    page.wait_for_selector("#toast:has-text('Quote #')")
+    quote_id = page.get_attribute("#toast", "data-quote")
+    quote = server.api("GET", f"/quotes/{quote_id}", role="author").json()
+    assert quote["person_id"] == person_id and quote["verbatim"]
+
+    # --- chapters: import an outline, link the quote, copy its citation, verify a draft
+    page.goto(server.url + "/chapters")
+    page.click("summary:has-text('Import or update the outline')")
+    page.fill("#outline-form textarea", "# 第一编 起点\n\n## 第一章 样本\n")
+    page.click("#outline-form button[type=submit]")
+    chapter = page.locator(".tree .node.depth-1:has-text('样本')")
+    chapter_id = chapter.get_attribute("data-chapter")
+    article = page.locator(f".quote[data-quote='{quote_id}']")
+    article.locator("select[name=chapter_id]").select_option(chapter_id)
+    article.locator("select[name=usage]").select_option("drafted")
+    article.locator(".link-form button").click()
+    page.wait_for_selector(".chapter-quotes .usage-drafted")
+    page.locator(f".quote[data-quote='{quote_id}'] .copy-citation").click()
+    page.wait_for_selector(f"#citation-{quote_id}:has-text('闫俊杰')")
+    page.select_option("#verify-form select[name=chapter_id]", chapter_id)
+    page.fill("#verify-form textarea",
+              f"他说：“{quote['verbatim']}”\n\n另有人说：“这是一段完全没有来源的引文，录音里没有。”\n")
+    page.click("#verify-form button[type=submit]")
+    page.wait_for_selector("#verify-results .verify-item")
+    statuses = page.locator("#verify-results .badge").all_text_contents()
+    assert statuses == ["sourced", "unsourced"], statuses
+    assert page.locator("#verify-results a").count() >= 1
+    shoot(page, "07-chapters")
+
+    # --- editor: blocked without consent, cleared once it is recorded -----------------
+    sign_in(page, server, "editor", "/consent")
+    report = page.locator(f"tr.clear-row[data-quote='{quote_id}']")
+    assert "blocked" in report.get_attribute("class")
+    assert report.locator(".reasons li").count() >= 1
+    shoot(page, "08-consent-blocked")
+    page.select_option("select[name=recording]", index=0)
+    page.click("form:has(select[name=recording]) button[type=submit]")
+    page.wait_for_selector("#consent-form")
+    page.select_option("#consent-form select[name=person_id]", label="闫俊杰")
+    page.select_option("#consent-form select[name=status]", "granted")
+    page.select_option("#consent-form select[name=attribution]", "on_record")
+    page.click("#consent-form button[type=submit]")
+    page.wait_for_selector("table.agreements .consent-granted")
+    report = page.locator(f"tr.clear-row[data-quote='{quote_id}']")
+    assert "clear-cleared" in report.get_attribute("class"), report.text_content()
+    page.locator("table.agreements a:has-text('Impact')").first.click()
+    page.wait_for_selector("#impact li")
+    assert "样本 (drafted)" in page.text_content("#impact")
+    shoot(page, "09-consent-cleared")
+    assert errors == [], errors
+    context.close()
