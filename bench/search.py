@@ -7,8 +7,8 @@ from the seeds' English word frequencies. Everything is loaded through
 ``service.crud.transcripts.add_version``, the write path of the worker and imports,
 one recording (``--per-recording`` segments) per transaction.
 
-Then, for each query, ``service.search.search`` (count + top-20 page + snippets, as the
-API runs it) is timed ``--repeat`` times; a LIKE scan on ``segment.text`` (first 20
+Then, for each query, ``service.search.search_results`` (count + top-20 page + snippets,
+as the API runs it) is timed ``--repeat`` times; a LIKE scan on ``segment.text`` (first 20
 rows, and the count) is timed in the same run for comparison.
 
     .venv/bin/python bench/search.py --segments 1000000 --db both
@@ -45,7 +45,7 @@ from service.models.people import Person  # noqa: E402
 from service.models.recordings import Recording, RecordingStatus, Speaker  # noqa: E402
 from service.models.transcripts import Segment  # noqa: E402
 from service.models.users import Role, User  # noqa: E402
-from service.search import search  # noqa: E402
+from service.search import search_results  # noqa: E402
 
 SEEDS = Path(os.environ.get("SOURCEBOOK_SEEDS_DIR", REPO.parent / "shared" / "seeds"))
 SECRET = "bench-secret"
@@ -235,10 +235,12 @@ def run_queries(engine: sa.Engine, repeat: int, like_repeat: int, only: str | No
         }
         with Session(engine) as session:
             def one(s: Session = session, kw: dict[str, Any] = kwargs) -> Any:
-                return search(s, **kw)
+                return search_results(s, **kw)
 
-            times, (_hits, count) = timed(one, repeat)
-        results.append({"query": label, "matches": count, **stats(times)})
+            times, found = timed(one, repeat)
+        count = found.count if found.count_exact else f">{found.count}"
+        results.append({"query": label, "matches": count, **stats(times),
+                        "ranked_within": found.ranked_within})
         print(f"  {label:<32} {count:>9} matches  {results[-1]}", flush=True)
     for label, needle in LIKE_QUERIES if not only else []:
         pattern = f"%{needle}%"

@@ -26,12 +26,11 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, SQLModel, col, select
 
 from pipelines.text import cjk_spaced, is_cjk, to_simplified
@@ -44,18 +43,23 @@ from service.models.users import User
 from service.visibility import HIDDEN_LEVELS, hidden_segment_clause, is_redacted_for
 
 __all__ = [
+    "COUNT_CAP",
     "MARK_CLOSE",
     "MARK_OPEN",
     "MAX_PHRASES",
     "MAX_QUERY_CHARS",
     "MIN_PREFIX_CHARS",
+    "RANK_WINDOW",
     "SNIPPET_CHARS",
     "ParsedQuery",
     "Phrase",
     "QueryError",
     "SearchHit",
+    "SearchResults",
+    "meta_token",
     "parse_query",
     "search",
+    "search_results",
     "snippet",
 ]
 
@@ -180,45 +184,149 @@ class SearchHit(SQLModel):
     snippet: str
 
 
-def _current_transcripts(user: User, recording_id: int | None, person_id: int | None,
-                         ) -> Any:
-    """SELECT of the ids of the current transcript version of each visible recording."""
-    newer = aliased(Transcript)
-    query = (
-        sa.select(col(Transcript.id))
-        .join(Recording, col(Recording.id) == col(Transcript.recording_id))
-        # Only the current version: older ones stay readable but are not searched.
-        .where(~sa.exists().where(
-            col(newer.recording_id) == col(Transcript.recording_id),
-            col(newer.version) > col(Transcript.version),
-        ))
-    )
+#: Counting stops here: past it the count is a lower bound (``count_exact`` false). An
+#: exact count of a word in half the archive costs a pass over half a million postings.
+COUNT_CAP = 10_000
+#: When more segments match than this, relevance (bm25) is computed over the newest
+#: RANK_WINDOW matches and the rest follow newest first: bm25 reads each hit's document
+#: size, ~5 us a hit, so ranking 200 000 hits would take a second.
+RANK_WINDOW = 2_000
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    """One page of hits and what the count and order mean."""
+
+    hits: list[SearchHit]
+    count: int
+    #: False when more than COUNT_CAP segments match: ``count`` is then COUNT_CAP.
+    count_exact: bool = True
+    #: Set when only the newest N matches were ranked by relevance (see RANK_WINDOW).
+    ranked_within: int | None = None
+
+
+def meta_token(kind: str, value: str | int) -> str:
+    """A filter token of ``segment_fts.search_meta``, encoded as migration 0005 does."""
+    if kind == "r":
+        return f"r{int(value)}"
+    # SQLite's hex(): the UTF-8 bytes, upper case (FTS5 folds tokens to lower case).
+    return kind + str(value).encode("utf-8").hex().upper()
+
+
+def _invisible_recordings(session: Session, user: User) -> list[int]:
     visible = recording_filter(user)
-    if visible is not True:
-        query = query.where(visible)
+    if visible is True:
+        return []
+    return list(session.execute(sa.select(col(Recording.id)).where(~visible)).scalars())
+
+
+def _person_labels(session: Session, person_id: int) -> list[tuple[int, str]]:
+    return [(r, label) for r, label in session.execute(
+        sa.select(col(Speaker.recording_id), col(Speaker.label))
+        .where(col(Speaker.person_id) == person_id)).all()]
+
+
+def _hidden_current_segments(session: Session) -> Any:
+    """SELECT of the current segments under an off-record/deep-background span in force.
+
+    Index-only on ``ix_segment_span``; small, because restrictions cover minutes.
+    """
+    return (
+        sa.select(col(Segment.id))
+        .join(Restriction, sa.and_(
+            col(Restriction.recording_id) == col(Segment.recording_id),
+            col(Restriction.start) < col(Segment.end),
+            col(Restriction.end) > col(Segment.start),
+        ))
+        .where(
+            col(Segment.is_current),
+            col(Restriction.level).in_([lv.value for lv in HIDDEN_LEVELS]),
+            sa.or_(col(Restriction.until).is_(None),
+                   col(Restriction.until) > sa.bindparam("today", date.today())),
+        )
+    )
+
+
+def _sqlite_page(session: Session, parsed: ParsedQuery, user: User, *,
+                 person_id: int | None, recording_id: int | None, language: str | None,
+                 limit: int, offset: int) -> tuple[list[int], int, bool, int | None]:
+    """Ids of one page, the count, whether it is exact, and the rank window if any.
+
+    Everything is answered by ``segment_fts`` alone: it holds only current segments, and
+    its ``search_meta`` tokens carry recording, language and speaker, so filters and
+    visibility are more terms of the MATCH (recording ``r…``, language ``l…``, the
+    person's (recording, label) pairs, and NOT the recordings the user may not see).
+    Segments under a hidden span are left out by rowid; there are few of them.
+    """
+    match = f"search_text : ({parsed.fts5()})"
+    required: list[str] = []
     if recording_id is not None:
-        query = query.where(col(Transcript.recording_id) == recording_id)
+        required.append(meta_token("r", recording_id))
+    if language:
+        required.append(meta_token("l", language))
     if person_id is not None:
-        # Narrows the hits to the person's recordings before the per-segment label check.
-        query = query.where(col(Transcript.recording_id).in_(
-            sa.select(col(Speaker.recording_id)).where(col(Speaker.person_id) == person_id)))
-    return query
+        pairs = _person_labels(session, person_id)
+        if not pairs:
+            return [], 0, True, None
+        required.append("(" + " OR ".join(
+            f"({meta_token('r', r)} AND {meta_token('s', label)})" for r, label in pairs) + ")")
+    if required:
+        match = f"({match}) AND search_meta : ({' AND '.join(required)})"
+    excluded = [meta_token("r", r) for r in _invisible_recordings(session, user)]
+    if excluded:
+        match = f"({match}) NOT search_meta : ({' OR '.join(excluded)})"
+
+    fts = sa.table("segment_fts", sa.column("rowid", sa.Integer))
+    fts_col: sa.ColumnClause[Any] = sa.literal_column("segment_fts")
+    where: list[Any] = [fts_col.op("MATCH")(sa.bindparam("fts_query", match, type_=sa.String))]
+    if is_redacted_for(user):
+        hidden = _hidden_current_segments(session).cte("hidden").prefix_with("MATERIALIZED")
+        where.append(fts.c.rowid.not_in(sa.select(hidden.c.id)))
+    rank = sa.func.bm25(fts_col, 1.0, 0.0)
+
+    capped = sa.select(fts.c.rowid).where(*where).limit(COUNT_CAP + 1).subquery()
+    count = int(session.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one())
+    exact = count <= COUNT_CAP
+    count = min(count, COUNT_CAP)
+    if count <= RANK_WINDOW:
+        ids = session.execute(
+            sa.select(fts.c.rowid).where(*where).order_by(rank, fts.c.rowid)
+            .limit(limit).offset(offset)).scalars().all()
+        return list(ids), count, exact, None
+    # The order is: the newest RANK_WINDOW matches by relevance, then the others newest
+    # first, so paging stays consistent across the boundary.
+    page: list[int] = []
+    if offset < RANK_WINDOW:
+        window = (sa.select(fts.c.rowid.label("id"), rank.label("rank")).where(*where)
+                  .order_by(fts.c.rowid.desc()).limit(RANK_WINDOW).subquery())
+        page = list(session.execute(
+            sa.select(window.c.id).order_by(window.c.rank, window.c.id)
+            .limit(limit).offset(offset)).scalars())
+    if len(page) < limit:
+        rest = session.execute(
+            sa.select(fts.c.rowid).where(*where).order_by(fts.c.rowid.desc())
+            .limit(limit - len(page)).offset(RANK_WINDOW + max(0, offset - RANK_WINDOW)))
+        page += list(rest.scalars())
+    return page, count, exact, RANK_WINDOW
 
 
-def _segment_filters(user: User, *, person_id: int | None, language: str | None,
-                     ) -> list[Any]:
-    conds: list[Any] = []
+def _postgres_segment_filters(session: Session, user: User, *, person_id: int | None,
+                              recording_id: int | None, language: str | None) -> list[Any]:
+    conds: list[Any] = [col(Segment.is_current)]
+    if recording_id is not None:
+        conds.append(col(Segment.recording_id) == recording_id)
+    invisible = _invisible_recordings(session, user)
+    if invisible:
+        conds.append(col(Segment.recording_id).not_in(invisible))
     if language:
         conds.append(col(Segment.language) == language)
     if person_id is not None:
-        conds.append(sa.exists().where(
-            col(Speaker.recording_id) == col(Segment.recording_id),
-            col(Speaker.label) == col(Segment.speaker),
-            col(Speaker.person_id) == person_id,
-        ))
+        pairs = _person_labels(session, person_id)
+        conds.append(sa.or_(sa.false(), *(
+            sa.and_(col(Segment.recording_id) == r, col(Segment.speaker) == label)
+            for r, label in pairs)))
     if is_redacted_for(user):
-        # Inside the query, so hidden segments are neither counted nor ranked. The
-        # cheap test of the recording comes first: the span test is a correlated
+        # The cheap test of the recording comes first: the span test is a correlated
         # subquery, and running it for every hit of a common word took seconds.
         restricted = sa.select(col(Restriction.recording_id)).where(
             col(Restriction.level).in_([lv.value for lv in HIDDEN_LEVELS]))
@@ -234,50 +342,12 @@ _COLUMNS = (
 )
 
 
-def _sqlite_queries(session: Session, parsed: ParsedQuery, conds: list[Any],
-                    current: Any, recording_id: int | None) -> tuple[Any, Any]:
-    fts = sa.table("segment_fts", sa.column("rowid", sa.Integer))
-    fts_col: sa.ColumnClause[Any] = sa.literal_column("segment_fts")
-    match = fts_col.op("MATCH")(sa.bindparam("fts_query", parsed.fts5(), type_=sa.String))
-    fts_where = [match]
-    if recording_id is not None:
-        # FTS5 seeks a rowid range in its posting lists; without the range SQLite would
-        # walk the recording's segments and run the MATCH once for each (~0.5 ms a row).
-        lo, hi = session.execute(
-            sa.select(sa.func.min(Segment.id), sa.func.max(Segment.id))
-            .where(col(Segment.recording_id) == recording_id)
-        ).one()
-        fts_where.append(fts.c.rowid.between(lo or 0, hi or 0))
-
-    def hits(*extra: Any) -> Any:
-        # MATERIALIZED keeps the full-text index the driving table whatever filters
-        # follow: the planner otherwise starts from a filter's index and runs the MATCH
-        # once per candidate row.
-        return (
-            sa.select(fts.c.rowid.label("id"), *extra).where(*fts_where)
-            .cte("hits").prefix_with("MATERIALIZED")
-        )
-
-    def joined(h: Any) -> Any:
-        return h.join(Segment, col(Segment.id) == h.c.id)
-
-    conds = [col(Segment.transcript_id).in_(current), *conds]
-    ranked = hits(sa.func.bm25(fts_col).label("rank"))
-    rows = (
-        sa.select(*_COLUMNS).select_from(joined(ranked)).where(*conds)
-        .order_by(ranked.c.rank, col(Segment.id))
-    )
-    counted = hits()
-    count = sa.select(sa.func.count()).select_from(joined(counted)).where(*conds)
-    return rows, count
-
-
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _postgres_queries(session: Session, parsed: ParsedQuery, conds: list[Any],
-                      current: Any) -> tuple[Any, Any]:
+def _postgres_page(session: Session, parsed: ParsedQuery, conds: list[Any], *, limit: int,
+                   offset: int) -> tuple[list[int], int, bool, int | None]:
     """GIN finds segments with every token; LIKE on the spaced text checks the phrases.
 
     A phrase tsquery (``<->``) makes PostgreSQL recheck each candidate by running
@@ -285,13 +355,9 @@ def _postgres_queries(session: Session, parsed: ParsedQuery, conds: list[Any],
     a plain AND of tokens the GIN answer is exact, and the phrase test is a LIKE on
     ``search_text``, whose tokens are single-space separated, at about 1 us a row.
     Ranking likewise avoids ``ts_rank`` (another ``to_tsvector`` per hit): it counts
-    each phrase's occurrences and damps them by segment length, as bm25 does.
-
-    The query reads the segment table alone. The planner cannot estimate the LIKE
-    and guesses one row, and with a join it then rescans all hits once per
-    transcript; so the current transcripts are looked up first and passed as an array.
+    each phrase's occurrences and damps them by segment length, as bm25 does. The
+    GIN index is partial (current segments only), so ``is_current`` is in ``conds``.
     """
-    transcript_ids = list(session.execute(current).scalars())
     tokens: list[str] = []
     for phrase in parsed.phrases:
         for i, tok in enumerate(phrase.tokens):
@@ -307,7 +373,7 @@ def _postgres_queries(session: Session, parsed: ParsedQuery, conds: list[Any],
         sa.bindparam("ts_query", " & ".join(tokens), type_=sa.Text),
     )
     padded = sa.literal(" ") + col(Segment.search_text) + sa.literal(" ")
-    where: list[Any] = [vector.op("@@")(tsquery)]
+    where: list[Any] = [vector.op("@@")(tsquery), *conds]
     score: Any = sa.literal(0.0)
     # octet_length is O(1) where char_length walks the UTF-8; ~300 bytes of search_text
     # is a long segment (100 Chinese characters).
@@ -328,16 +394,23 @@ def _postgres_queries(session: Session, parsed: ParsedQuery, conds: list[Any],
             (sa.func.octet_length(spaced) - removed) / sa.func.octet_length(needle), sa.Float
         )
         score = score + tf / (tf + damping)
-    where.append(col(Segment.transcript_id) == sa.func.any(
-        sa.bindparam("transcripts", transcript_ids, type_=postgresql.ARRAY(sa.Integer))))
-    rows = (
-        sa.select(*_COLUMNS).where(*where, *conds).order_by(score.desc(), col(Segment.id))
-    )
-    count = sa.select(sa.func.count()).select_from(Segment).where(*where, *conds)
-    return rows, count
+    capped = sa.select(col(Segment.id)).where(*where).limit(COUNT_CAP + 1).subquery()
+    count = int(session.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one())
+    if count == 0:
+        return [], 0, True, None
+    ids = session.execute(
+        sa.select(col(Segment.id)).where(*where).order_by(score.desc(), col(Segment.id))
+        .limit(limit).offset(offset)).scalars().all()
+    return list(ids), min(count, COUNT_CAP), count <= COUNT_CAP, None
 
 
-def search(
+def search(session: Session, **kwargs: Any) -> tuple[list[SearchHit], int]:
+    """:func:`search_results` as (hits, count)."""
+    found = search_results(session, **kwargs)
+    return found.hits, found.count
+
+
+def search_results(
     session: Session,
     *,
     user: User,
@@ -347,22 +420,26 @@ def search(
     language: str | None = None,
     limit: int = 20,
     offset: int = 0,
-) -> tuple[list[SearchHit], int]:
+) -> SearchResults:
     """One page of the best-matching segments ``user`` may read, and how many match.
 
     Raises :class:`QueryError` for a query that cannot be searched.
     """
     parsed = parse_query(q)
-    conds = _segment_filters(user, person_id=person_id, language=language)
-    current = _current_transcripts(user, recording_id, person_id)
     if session.get_bind().dialect.name == "sqlite":
-        rows_q, count_q = _sqlite_queries(session, parsed, conds, current, recording_id)
+        ids, count, exact, window = _sqlite_page(
+            session, parsed, user, person_id=person_id, recording_id=recording_id,
+            language=language, limit=limit, offset=offset)
     else:
-        rows_q, count_q = _postgres_queries(session, parsed, conds, current)
-    count = int(session.execute(count_q).scalar_one())
-    if count == 0 or offset >= count:
-        return [], count
-    rows = session.execute(rows_q.limit(limit).offset(offset)).all()
+        conds = _postgres_segment_filters(session, user, person_id=person_id,
+                                          recording_id=recording_id, language=language)
+        ids, count, exact, window = _postgres_page(session, parsed, conds, limit=limit,
+                                                   offset=offset)
+    if not ids:
+        return SearchResults([], count, exact, window)
+    by_id = {r.id: r for r in session.execute(
+        sa.select(*_COLUMNS).where(col(Segment.id).in_(ids))).all()}
+    rows = [by_id[i] for i in ids if i in by_id]
     names = _speaker_names(session, {r.recording_id for r in rows})
     about = {
         t_id: (version, title) for t_id, version, title in session.execute(
@@ -381,7 +458,7 @@ def search(
             person_id=person, name=name, text=r.text, language=r.language,
             snippet=snippet(r.text, parsed),
         ))
-    return hits, count
+    return SearchResults(hits, count, exact, window)
 
 
 def _speaker_names(session: Session, recording_ids: set[int],

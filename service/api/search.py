@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import Field
 
 from service import search as engine
 from service.access import get_recording, not_found
@@ -12,6 +13,16 @@ from service.models.base import Page
 from service.models.people import Person
 
 router = APIRouter(tags=["search"])
+
+
+class SearchPage(Page[engine.SearchHit]):
+    count_exact: bool = Field(
+        True, description=f"False when more than {engine.COUNT_CAP} segments match: "
+        f"`count` is then {engine.COUNT_CAP}, a lower bound. Narrow the query or add filters.")
+    ranked_within: int | None = Field(
+        None, description="Set when the query matched so many segments that relevance was "
+        "computed over the newest N matches only (the rest follow, newest first); null when "
+        "every match was ranked.")
 
 DESCRIPTION = f"""
 Searches the **current** transcript version of every recording the caller may see.
@@ -27,8 +38,12 @@ are searched for as words, not operators. An empty query, or one of only punctua
 gives 422; so does one longer than {engine.MAX_QUERY_CHARS} characters or with more than
 {engine.MAX_PHRASES} terms.
 
-**Results** are ranked by relevance (bm25 on SQLite, ts_rank on PostgreSQL): more hits
-in a shorter segment rank higher. `speaker` is the diarization label; `person_id` and
+**Results** are ranked by relevance (bm25 on SQLite; on PostgreSQL occurrences damped
+by length, bm25-like): more hits in a shorter segment rank higher. On SQLite, a query
+matching more than {engine.RANK_WINDOW} segments is ranked over its newest
+{engine.RANK_WINDOW} matches, then the rest newest first (`ranked_within` says so);
+`count` stops at {engine.COUNT_CAP} (`count_exact` false).
+`speaker` is the diarization label; `person_id` and
 `name` come from the recording's speaker map as it is now. `snippet` is plain text, about
 {engine.SNIPPET_CHARS} characters of the segment's original text around the first hit,
 with every hit marked `{engine.MARK_OPEN}like this{engine.MARK_CLOSE}` and `…` where text
@@ -37,7 +52,7 @@ of both the results and `count`.
 """
 
 
-@router.get("/search", response_model=Page[engine.SearchHit], description=DESCRIPTION)
+@router.get("/search", response_model=SearchPage, description=DESCRIPTION)
 def search_segments(
     session: SessionDep,
     user: AnyUser,
@@ -49,17 +64,18 @@ def search_segments(
     ),
     limit: Limit = 20,
     offset: Offset = 0,
-) -> Page[engine.SearchHit]:
+) -> SearchPage:
     """Find segments by words or phrases, ranked by relevance."""
     if recording_id is not None:
         get_recording(session, user, recording_id)
     if person_id is not None and session.get(Person, person_id) is None:
         raise not_found("person", person_id)
     try:
-        hits, count = engine.search(
+        found = engine.search_results(
             session, user=user, q=q, person_id=person_id, recording_id=recording_id,
             language=language, limit=limit, offset=offset,
         )
     except engine.QueryError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    return Page(data=hits, count=count)
+    return SearchPage(data=found.hits, count=found.count, count_exact=found.count_exact,
+                      ranked_within=found.ranked_within)

@@ -206,6 +206,10 @@ def add_version(
     last = session.exec(
         select(func.max(Transcript.version)).where(Transcript.recording_id == recording_id)
     ).one()
+    # The new version replaces the old ones in the search index (triggers on SQLite, a
+    # partial index on PostgreSQL); they stay readable with ?version=N.
+    session.execute(sa.update(Segment).where(col(Segment.recording_id) == recording_id,
+                                             col(Segment.is_current)).values(is_current=False))
     transcript = Transcript(
         recording_id=recording_id, version=(last or 0) + 1, job_id=job_id, backend=backend,
         model=model, language=language, created_by=created_by,

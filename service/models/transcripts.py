@@ -54,6 +54,9 @@ class Segment(SQLModel, table=True):
     #: Per-character, simplified, lower-cased text that the full-text index is built on.
     search_text: str = ""
     edited: bool = False
+    #: Whether this segment belongs to its recording's latest version: only those are in
+    #: the search index (migration 0005), so a search never reads a row to find out.
+    is_current: bool = True
 
 
 class Revision(SQLModel, table=True):

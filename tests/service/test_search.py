@@ -18,6 +18,7 @@ import pytest
 from sqlmodel import Session, select
 
 from pipelines.text import cjk_spaced
+from service import search as engine
 from service.models.consent import Restriction, RestrictionLevel
 from service.models.recordings import Access, Recording, RecordingStatus, Speaker
 from service.models.transcripts import Segment
@@ -27,6 +28,7 @@ from service.search import (
     MARK_OPEN,
     MAX_QUERY_CHARS,
     QueryError,
+    meta_token,
     parse_query,
     snippet,
     tokens_with_spans,
@@ -373,7 +375,7 @@ def test_pagination_gives_every_hit_once_with_an_accurate_count(api, corpus: Cor
     everything = find(api, q="模型", limit=1000)
     assert [h["segment_id"] for h in everything["data"]] == [h["segment_id"] for h in hits]
     beyond = find(api, q="模型", offset=count + 5)
-    assert beyond == {"data": [], "count": count}
+    assert beyond == {"data": [], "count": count, "count_exact": True, "ranked_within": None}
 
 
 def test_index_follows_edits_and_deletes(api, corpus: Corpus) -> None:
@@ -392,6 +394,61 @@ def test_index_follows_edits_and_deletes(api, corpus: Corpus) -> None:
         session.commit()
     assert find(api, q="hailuo")["count"] == 0
     assert find(api, q="闫俊杰")["count"] > 0
+
+
+def test_a_speaker_correction_moves_the_segment_between_people(api, corpus: Corpus) -> None:
+    """The index's speaker token follows a PATCH, so the person filter does too."""
+    yan_id = new_person(api, "闫俊杰")
+    luo_id = new_person(api, "罗永浩")
+    map_speaker(api, corpus.yan, "SPEAKER_00", yan_id)
+    map_speaker(api, corpus.yan, "SPEAKER_01", luo_id)
+    hit = find(api, q="MoE 路线", person_id=luo_id)["data"][0]
+    r = api.client.patch(f"/api/v1/segments/{hit['segment_id']}", json={"speaker": "SPEAKER_00"},
+                         headers=api.headers("researcher"))
+    assert r.status_code == 200, r.text
+    assert find(api, q="MoE 路线", person_id=luo_id)["count"] == 0
+    moved = find(api, q="MoE 路线", person_id=yan_id)["data"]
+    assert [(h["segment_id"], h["name"]) for h in moved] == [(hit["segment_id"], "闫俊杰")]
+
+
+def test_filter_tokens_of_the_index_are_not_searchable(api, corpus: Corpus) -> None:
+    """The index also holds recording/language/speaker tokens; a query never sees them."""
+    for q in (meta_token("r", corpus.yao), meta_token("l", "zh"),
+              meta_token("s", "SPEAKER_00"), "search_meta:r1"):
+        assert find(api, "editor", q=q)["count"] == 0, q
+
+
+def test_a_new_version_replaces_the_old_one_in_every_filter(api, corpus: Corpus) -> None:
+    rec = add_recording(api, "three versions")
+    for n in (1, 2, 3):
+        add_transcript(api, rec, [(0, 5, f"SPEAKER_0{n}", f"第{n}版：长期主义。")])
+    hits = find(api, "editor", q="长期主义", recording_id=rec)["data"]
+    assert [(h["transcript_version"], h["speaker"]) for h in hits] == [(3, "SPEAKER_03")]
+    assert find(api, "editor", q="第1版")["count"] == find(api, "editor", q="第2版")["count"] == 0
+
+
+def test_huge_result_sets_are_capped_and_ranked_within_the_newest(api, corpus: Corpus,
+                                                                   monkeypatch) -> None:
+    """With the cap and window made small, a common word shows both behaviours."""
+    everything, total = find_all(api, q="模型")
+    assert total > 14
+    monkeypatch.setattr(engine, "COUNT_CAP", 10)
+    monkeypatch.setattr(engine, "RANK_WINDOW", 6)
+    first = find(api, q="模型", limit=100)
+    assert (first["count"], first["count_exact"]) == (10, False)
+    ids = [h["segment_id"] for h in first["data"]]
+    assert sorted(ids) == sorted(h["segment_id"] for h in everything)  # nothing lost
+    if api.engine.dialect.name == "sqlite":
+        newest = sorted(ids, reverse=True)
+        assert first["ranked_within"] == 6
+        assert set(ids[:6]) == set(newest[:6])  # the window: the newest six, by relevance
+        assert ids[6:] == newest[6:]  # then the rest, newest first
+    paged: list[int] = []
+    while page := find(api, q="模型", limit=4, offset=len(paged))["data"]:
+        paged += [h["segment_id"] for h in page]
+    assert paged == ids  # pages agree with one big page across the window's edge
+    small = find(api, q="伯克希尔")
+    assert small["count_exact"] is True and small["ranked_within"] is None
 
 
 # --- bad input -----------------------------------------------------------------------
