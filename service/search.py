@@ -357,6 +357,7 @@ def _postgres_page(session: Session, parsed: ParsedQuery, conds: list[Any], *, l
     Ranking likewise avoids ``ts_rank`` (another ``to_tsvector`` per hit): it counts
     each phrase's occurrences and damps them by segment length, as bm25 does. The
     GIN index is partial (current segments only), so ``is_current`` is in ``conds``.
+    Counting and ranking are bounded as on SQLite (COUNT_CAP, RANK_WINDOW).
     """
     tokens: list[str] = []
     for phrase in parsed.phrases:
@@ -396,12 +397,48 @@ def _postgres_page(session: Session, parsed: ParsedQuery, conds: list[Any], *, l
         score = score + tf / (tf + damping)
     capped = sa.select(col(Segment.id)).where(*where).limit(COUNT_CAP + 1).subquery()
     count = int(session.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one())
-    if count == 0:
-        return [], 0, True, None
-    ids = session.execute(
-        sa.select(col(Segment.id)).where(*where).order_by(score.desc(), col(Segment.id))
-        .limit(limit).offset(offset)).scalars().all()
-    return list(ids), min(count, COUNT_CAP), count <= COUNT_CAP, None
+    exact = count <= COUNT_CAP
+    count = min(count, COUNT_CAP)
+    if count <= RANK_WINDOW:
+        ids = session.execute(
+            sa.select(col(Segment.id)).where(*where).order_by(score.desc(), col(Segment.id))
+            .limit(limit).offset(offset)).scalars().all()
+        return list(ids), count, exact, None
+    boundary = _newest_window_start(session, where)
+    page: list[int] = []
+    if offset < RANK_WINDOW:
+        page = list(session.execute(
+            sa.select(col(Segment.id)).where(*where, col(Segment.id) >= boundary)
+            .order_by(score.desc(), col(Segment.id)).limit(limit).offset(offset)).scalars())
+    if len(page) < limit:
+        page += list(session.execute(
+            sa.select(col(Segment.id)).where(*where, col(Segment.id) < boundary)
+            .order_by(col(Segment.id).desc()).limit(limit - len(page))
+            .offset(max(0, offset - RANK_WINDOW))).scalars())
+    return page, count, exact, RANK_WINDOW
+
+
+def _newest_window_start(session: Session, where: list[Any]) -> int:
+    """The smallest id among the newest RANK_WINDOW matches.
+
+    GIN returns matches unordered, so "the newest N" would otherwise mean fetching every
+    match from the heap to sort it. Ids grow with time, so a range of recent ids is
+    tried first and widened fourfold until it holds N matches: PostgreSQL ANDs the
+    GIN bitmap with the primary-key range and reads only the rows in it.
+    """
+    top = session.execute(sa.select(sa.func.max(Segment.id))).scalar_one() or 0
+    span = 8 * RANK_WINDOW
+    while True:
+        lo = top - span
+        nth = session.execute(
+            sa.select(col(Segment.id)).where(*where, col(Segment.id) > lo)
+            .order_by(col(Segment.id).desc()).offset(RANK_WINDOW - 1).limit(1)
+        ).scalar_one_or_none()
+        if nth is not None:
+            return int(nth)
+        if lo <= 0:
+            return 0  # fewer matches than the window after all (rows deleted meanwhile)
+        span *= 4
 
 
 def search(session: Session, **kwargs: Any) -> tuple[list[SearchHit], int]:

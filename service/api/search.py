@@ -39,7 +39,7 @@ gives 422; so does one longer than {engine.MAX_QUERY_CHARS} characters or with m
 {engine.MAX_PHRASES} terms.
 
 **Results** are ranked by relevance (bm25 on SQLite; on PostgreSQL occurrences damped
-by length, bm25-like): more hits in a shorter segment rank higher. On SQLite, a query
+by length, bm25-like): more hits in a shorter segment rank higher. A query
 matching more than {engine.RANK_WINDOW} segments is ranked over its newest
 {engine.RANK_WINDOW} matches, then the rest newest first (`ranked_within` says so);
 `count` stops at {engine.COUNT_CAP} (`count_exact` false).

@@ -438,11 +438,10 @@ def test_huge_result_sets_are_capped_and_ranked_within_the_newest(api, corpus: C
     assert (first["count"], first["count_exact"]) == (10, False)
     ids = [h["segment_id"] for h in first["data"]]
     assert sorted(ids) == sorted(h["segment_id"] for h in everything)  # nothing lost
-    if api.engine.dialect.name == "sqlite":
-        newest = sorted(ids, reverse=True)
-        assert first["ranked_within"] == 6
-        assert set(ids[:6]) == set(newest[:6])  # the window: the newest six, by relevance
-        assert ids[6:] == newest[6:]  # then the rest, newest first
+    newest = sorted(ids, reverse=True)
+    assert first["ranked_within"] == 6
+    assert set(ids[:6]) == set(newest[:6])  # the window: the newest six, by relevance
+    assert ids[6:] == newest[6:]  # then the rest, newest first
     paged: list[int] = []
     while page := find(api, q="模型", limit=4, offset=len(paged))["data"]:
         paged += [h["segment_id"] for h in page]
