@@ -21,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 TARGET_MS = 300.0
-WORDS = ("模型 数据 飞轮 产品 用户 团队 融资 架构 训练 推理 market founder scale "
-         "product research agents tokens growth").split()
+WORDS = ["模型", "数据", "飞轮", "产品", "用户", "团队", "融资", "架构", "训练", "推理",
+         "market", "founder", "scale", "product", "research", "agents", "tokens", "growth"]
 
 
 def build(root: Path, recordings: int, segments: int) -> tuple[object, dict[str, str], int]:
@@ -135,7 +135,7 @@ def measure(settings: object, tokens: dict[str, str], chapter_id: int, requests:
                 times.append((time.perf_counter() - t) * 1000)
                 assert r.status_code == 200, (path, r.status_code, r.text[:200])
             times.sort()
-            p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+            p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
             med = statistics.median(times)
             ok &= p95 <= TARGET_MS
             print(f"{name:32} {med:10.1f} {p95:8.1f}")
