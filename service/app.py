@@ -138,6 +138,9 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
 
     @app.exception_handler(sa.exc.DataError)
     async def _data_error(request: Request, exc: sa.exc.DataError) -> JSONResponse:
+        if "NUL (0x00)" in str(exc.orig):  # PostgreSQL text cannot hold NUL (SQLite can)
+            return JSONResponse(status_code=422, content={"detail": "Text may not contain "
+                                "NUL (\\u0000) characters; remove them and send it again."})
         # PostgreSQL's numeric_value_out_of_range: a client's number exceeds the column type.
         if getattr(exc.orig, "sqlstate", None) != "22003":
             raise exc

@@ -5,6 +5,9 @@ fresh SQLite database seeded with a small book (people, three uploaded recording
 transcripts, chapters, quotes, consents, restrictions, approvals), so that small ids exist
 and most calls get past 404 into the code that does the work.
 
+The same runs on PostgreSQL (``SOURCEBOOK_FUZZ_EXAMPLES_PG`` examples, default 3), whose
+types and errors differ (integer ranges, NUL bytes in text, JSON without NaN).
+
 Bounded for CI: ``SOURCEBOOK_FUZZ_EXAMPLES`` examples per operation and role (default 6),
 no shrinking, a fixed seed (``SOURCEBOOK_FUZZ_SEED``; set it to ``random`` to explore).
 Operations that destroy the seed data run after all the others, so the rest see it intact.
@@ -51,7 +54,7 @@ from sqlmodel import Session
 from service import auth
 from service.app import create_app
 from service.models.users import Role
-from tests.conftest import make_settings
+from tests.conftest import POSTGRES_URL, _truncate_postgres, make_settings
 from tests.service.factories_chapters import SEED_BOOK
 from tests.service.factories_consent import (
     add_quote,
@@ -62,6 +65,7 @@ from tests.service.factories_consent import (
 )
 
 EXAMPLES = int(os.environ.get("SOURCEBOOK_FUZZ_EXAMPLES", "6"))
+EXAMPLES_PG = int(os.environ.get("SOURCEBOOK_FUZZ_EXAMPLES_PG", "3"))
 SEED = os.environ.get("SOURCEBOOK_FUZZ_SEED", "20250301")
 # Invalid inputs too (wrong types, missing fields): they must get a 4xx, never a 5xx.
 NEGATIVE = os.environ.get("SOURCEBOOK_FUZZ_NEGATIVE", "1") != "0"
@@ -113,7 +117,17 @@ class Seeded:
 def seeded(tmp_path: Path, sqlite_template: Path) -> Iterator[Seeded]:
     db = tmp_path / "fuzz.db"
     shutil.copy(sqlite_template, db)
-    settings = make_settings(tmp_path, f"sqlite:///{db}")
+    yield from _seed(tmp_path, f"sqlite:///{db}")
+
+
+@pytest.fixture
+def seeded_pg(tmp_path: Path) -> Iterator[Seeded]:
+    _truncate_postgres(POSTGRES_URL)
+    yield from _seed(tmp_path, POSTGRES_URL)
+
+
+def _seed(tmp_path: Path, database_url: str) -> Iterator[Seeded]:
+    settings = make_settings(tmp_path, database_url)
     app = create_app(settings)
     with TestClient(app) as client:
         tokens: dict[str, str] = {}
@@ -139,12 +153,12 @@ def _order(operation: Any) -> tuple[bool, str]:
 
 
 def _fuzz_operation(operation: Any, session: ASGIClient, headers: dict[str, str],
-                    statuses: Counter[int]) -> None:
+                    statuses: Counter[int], examples: int = EXAMPLES) -> None:
     strategy = operation.as_strategy(GenerationMode.POSITIVE, headers=headers)
     if NEGATIVE:
         strategy |= operation.as_strategy(GenerationMode.NEGATIVE, headers=headers)
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+    @settings(max_examples=examples, deadline=None, database=None,
               phases=[Phase.explicit, Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(case=strategy, data=st.data())
@@ -167,6 +181,19 @@ def _fuzz_operation(operation: Any, session: ASGIClient, headers: dict[str, str]
 @pytest.mark.parametrize("role", [r.value for r in Role])
 def test_fuzz_every_operation_as_role(seeded: Seeded, role: str) -> None:
     """Each documented operation, fuzzed with one role's token, stays within its schema."""
+    _fuzz_all(seeded, role, EXAMPLES)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.parametrize("role", [r.value for r in Role])
+def test_fuzz_every_operation_as_role_on_postgres(seeded_pg: Seeded, role: str) -> None:
+    """The same on PostgreSQL (other types, other errors: out-of-range ints, NUL bytes in
+    text, JSON without NaN), with fewer examples per operation to keep CI short."""
+    _fuzz_all(seeded_pg, role, EXAMPLES_PG)
+
+
+def _fuzz_all(seeded: Seeded, role: str, examples: int) -> None:
     spec = seeded.client.get("/openapi.json").json()
     schema = schemathesis.openapi.from_dict(spec)
     # Not entered as a context manager: the TestClient above owns the app's lifespan,
@@ -181,14 +208,15 @@ def test_fuzz_every_operation_as_role(seeded: Seeded, role: str) -> None:
     for operation in operations:
         try:
             seen[operation.label] = Counter()
-            _fuzz_operation(operation, session, seeded.headers(role), seen[operation.label])
+            _fuzz_operation(operation, session, seeded.headers(role), seen[operation.label],
+                            examples)
         # FailureGroup is a BaseExceptionGroup; one report for every operation that fails.
         except (Exception, FailureGroup) as exc:
             notes = "\n".join(getattr(exc, "__notes__", []))
             failures.append(f"--- {operation.label} as {role}\n{exc}\n{notes}"[:4000])
     elapsed = time.perf_counter() - started
     ok = sorted(label for label, counts in seen.items() if any(200 <= c < 300 for c in counts))
-    print(f"{role}: {len(operations)} operations x {EXAMPLES} examples in {elapsed:.1f}s; "
+    print(f"{role}: {len(operations)} operations x {examples} examples in {elapsed:.1f}s; "
           f"{sum(sum(c.values()) for c in seen.values())} calls; "
           f"{len(ok)} operations answered 2xx at least once")
     for label, counts in seen.items():
@@ -292,3 +320,16 @@ def test_deleting_a_chapter_with_quote_links_is_clean(api: Any, tmp_path: Path) 
     assert api.client.get(f"/api/v1/quotes/{quote}", headers=h).status_code == 200
     with api.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM chapterquote")).scalar_one() == 0
+
+
+def test_nul_in_text_is_a_client_error_on_postgres(api: Any) -> None:
+    """PostgreSQL text cannot hold NUL; the driver's DataError used to be a 500."""
+    r = api.client.post("/api/v1/people", json={"name": "闫\x00俊杰"},
+                        headers=api.headers("researcher"))
+    if api.settings.is_sqlite:
+        assert r.status_code == 201, r.text  # SQLite stores it as given
+    else:
+        assert r.status_code == 422, r.text
+        assert "NUL" in r.json()["detail"]
+        r = api.client.get("/api/v1/people", headers=api.headers("researcher"))
+        assert r.json()["count"] == 0
