@@ -158,6 +158,8 @@ def serve(
     admin_token: Annotated[
         bool, typer.Option(help="Issue and print a fresh admin token before starting.")
     ] = False,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Web server processes. Default: SOURCEBOOK_WEB_WORKERS")] = None,
 ) -> None:
     """Start the API (and, without Redis, the embedded job workers)."""
     import uvicorn
@@ -173,8 +175,16 @@ def serve(
         _print_admin_token(settings)
     typer.echo(f"Sourcebook on http://{settings.host}:{settings.port}  "
                f"(API docs: http://{settings.host}:{settings.port}/docs)")
+    log_level = os.environ.get("SOURCEBOOK_LOG_LEVEL", "info")
+    processes = workers or settings.web_workers
+    if processes > 1:
+        # Several processes need an import string; each builds its app from the same
+        # environment (host and port only matter to the listener, given here).
+        uvicorn.run("service.app:create_app", factory=True, workers=processes,
+                    host=settings.host, port=settings.port, log_level=log_level)
+        return
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=os.environ.get("SOURCEBOOK_LOG_LEVEL", "info"))
+                log_level=log_level)
 
 
 @app.command()

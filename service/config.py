@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     compute_type: str = Field("int8", description="CTranslate2 compute type: int8, float32 ...")
     beam_size: int = Field(5, ge=1, le=10)
 
+    web_workers: int = Field(
+        1, ge=1, le=64,
+        description="Processes `serve` runs (each with its own database pool); more than one "
+        "uses more cores. Without Redis each also runs its embedded job threads.",
+    )
     embedded_workers: int = Field(
         1, ge=0, description="Queue consumer threads that `serve` runs in-process without Redis."
     )

@@ -25,13 +25,15 @@ from service.config import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+# Up to 40 connections per process: as many as the threads (anyio's default 40) that run
+# the synchronous routes, so under load a request queues for a thread, never for the pool.
 PG_POOL_SIZE = 10
-PG_MAX_OVERFLOW = 20
+PG_MAX_OVERFLOW = 30
 PG_CONNECT_TIMEOUT_S = 5
 #: What a request that hit the database while it was out of reach gets; see
 #: ``database_unavailable``. Registered for these errors in ``service.app``.
 DB_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
-    sa.exc.OperationalError, sa.exc.InterfaceError)
+    sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 RETRY_AFTER_S = 5
 
 _migrate_lock = threading.Lock()
@@ -153,15 +155,21 @@ async def database_unavailable(request: Request, exc: Exception) -> JSONResponse
     """A request that could not reach the database: a clean 503, not a 500 and a traceback.
 
     OperationalError/InterfaceError mean the connection failed (server down, restarted,
-    network cut) or, on SQLite, that the file stayed locked past the busy timeout. Both
-    pass: the pool's pre-ping replaces dead connections, so the next request recovers
-    without a restart. The request's transaction was rolled back when its session
+    network cut) or, on SQLite, that the file stayed locked past the busy timeout; a pool
+    TimeoutError means every connection stayed busy for ``pool_timeout``. All pass: the
+    pool's pre-ping replaces dead connections, so the next request recovers without a
+    restart. The request's transaction was rolled back when its session
     closed, so a write either committed before the failure or not at all.
     """
     locked = "locked" in str(exc).lower()
+    pool_wait = isinstance(exc, sa.exc.TimeoutError)
     log.warning("%s %s: database %s: %s", request.method, request.url.path,
-                "busy" if locked else "unreachable", str(exc).splitlines()[0][:300])
-    if locked:
+                "busy" if locked or pool_wait else "unreachable",
+                str(exc).splitlines()[0][:300])
+    if pool_wait:
+        detail = ("The server is overloaded: no database connection came free in time. "
+                  f"Nothing was changed by this request; retry in {RETRY_AFTER_S} seconds.")
+    elif locked:
         detail = ("The database is busy (another write holds the lock). Nothing was "
                   f"changed by this request; retry in {RETRY_AFTER_S} seconds.")
     else:
