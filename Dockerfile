@@ -21,7 +21,9 @@ ENV PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu \
     SOURCEBOOK_DATA_DIR=/data/state \
     SOURCEBOOK_HOST=0.0.0.0
 
-RUN make PYTHON=python3.11 setup
+# `models` builds .venv and assembles the weights; the system packages it needs are
+# installed above (setup's system-deps would add the browser-test Chromium too).
+RUN make PYTHON=python3.11 models
 
 ENV PATH=/app/.venv/bin:$PATH
 EXPOSE 8000
