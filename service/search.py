@@ -206,9 +206,10 @@ class SearchResults:
 
 
 def meta_token(kind: str, value: str | int) -> str:
-    """A filter token of ``segment_fts.search_meta``, encoded as migration 0005 does."""
-    if kind == "r":
-        return f"r{int(value)}"
+    """A filter token of ``segment_fts.search_meta``, encoded as migration 0005 does:
+    ``r`` recording id, ``p`` person id, ``l`` language (hex of its UTF-8)."""
+    if kind in ("r", "p"):
+        return f"{kind}{int(value)}"
     # SQLite's hex(): the UTF-8 bytes, upper case (FTS5 folds tokens to lower case).
     return kind + str(value).encode("utf-8").hex().upper()
 
@@ -253,9 +254,9 @@ def _sqlite_page(session: Session, parsed: ParsedQuery, user: User, *,
     """Ids of one page, the count, whether it is exact, and the rank window if any.
 
     Everything is answered by ``segment_fts`` alone: it holds only current segments, and
-    its ``search_meta`` tokens carry recording, language and speaker, so filters and
-    visibility are more terms of the MATCH (recording ``r…``, language ``l…``, the
-    person's (recording, label) pairs, and NOT the recordings the user may not see).
+    its ``search_meta`` tokens carry recording, language and the mapped person, so
+    filters and visibility are more terms of the MATCH (recording ``r…``, language
+    ``l…``, person ``p…``, and NOT the recordings the user may not see).
     Segments under a hidden span are left out by rowid; there are few of them.
     """
     match = f"search_text : ({parsed.fts5()})"
@@ -265,11 +266,7 @@ def _sqlite_page(session: Session, parsed: ParsedQuery, user: User, *,
     if language:
         required.append(meta_token("l", language))
     if person_id is not None:
-        pairs = _person_labels(session, person_id)
-        if not pairs:
-            return [], 0, True, None
-        required.append("(" + " OR ".join(
-            f"({meta_token('r', r)} AND {meta_token('s', label)})" for r, label in pairs) + ")")
+        required.append(meta_token("p", person_id))
     if required:
         match = f"({match}) AND search_meta : ({' AND '.join(required)})"
     excluded = [meta_token("r", r) for r in _invisible_recordings(session, user)]

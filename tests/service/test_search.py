@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from pipelines.text import cjk_spaced
 from service import search as engine
 from service.models.consent import Restriction, RestrictionLevel
+from service.models.people import Person
 from service.models.recordings import Access, Recording, RecordingStatus, Speaker
 from service.models.transcripts import Segment
 from service.models.users import Role
@@ -414,7 +416,7 @@ def test_a_speaker_correction_moves_the_segment_between_people(api, corpus: Corp
 def test_filter_tokens_of_the_index_are_not_searchable(api, corpus: Corpus) -> None:
     """The index also holds recording/language/speaker tokens; a query never sees them."""
     for q in (meta_token("r", corpus.yao), meta_token("l", "zh"),
-              meta_token("s", "SPEAKER_00"), "search_meta:r1"):
+              meta_token("p", 0), "search_meta:r1"):
         assert find(api, "editor", q=q)["count"] == 0, q
 
 
@@ -448,6 +450,48 @@ def test_huge_result_sets_are_capped_and_ranked_within_the_newest(api, corpus: C
     assert paged == ids  # pages agree with one big page across the window's edge
     small = find(api, q="伯克希尔")
     assert small["count_exact"] is True and small["ranked_within"] is None
+
+
+def test_the_index_stays_exact_through_every_kind_of_write(api, corpus: Corpus) -> None:
+    """Versions, mapping, remapping, a person's deletion, corrections, label merges and
+    a recording's deletion; then FTS5 compares its index with the content view."""
+    yan = new_person(api, "闫俊杰")
+    luo = new_person(api, "罗永浩")
+    said = {label: sum(contains_phrase(t, "模型") for _, _, lb, t in corpus.segments[corpus.yan]
+                       if lb == label) for label in ("SPEAKER_00", "SPEAKER_01")}
+    assert said["SPEAKER_00"] > 0 and said["SPEAKER_01"] > 0
+    map_speaker(api, corpus.yan, "SPEAKER_00", yan)
+    map_speaker(api, corpus.yan, "SPEAKER_01", yan)  # two labels, one person
+    assert find(api, q="模型", person_id=yan)["count"] == sum(said.values())
+    map_speaker(api, corpus.yan, "SPEAKER_01", luo)
+    assert find(api, q="模型", person_id=yan)["count"] == said["SPEAKER_00"]
+    assert find(api, q="模型", person_id=luo)["count"] == said["SPEAKER_01"]
+    with Session(api.engine) as session:  # deleting a person unmaps their labels (SET NULL)
+        session.delete(session.get(Person, luo))
+        session.commit()
+    assert find(api, q="模型", person_id=yan)["count"] == said["SPEAKER_00"]
+    with Session(api.engine) as session:
+        assert session.exec(select(Speaker).where(Speaker.person_id == luo)).first() is None
+    add_transcript(api, corpus.english, [(0, 4, "SPEAKER_00", "A second take on agents.")],
+                   language="en")
+    map_speaker(api, corpus.english, "SPEAKER_00", yan)
+    assert find(api, q="agents", person_id=yan)["count"] == 1
+    with Session(api.engine) as session:
+        seg = session.exec(select(Segment).where(Segment.recording_id == corpus.yan,
+                                                 Segment.speaker == "SPEAKER_00")).first()
+        assert seg is not None
+        seg.speaker = "SPEAKER_01"
+        session.add(seg)
+        session.commit()
+        session.delete(session.get(Recording, corpus.yao))
+        session.commit()
+    if api.engine.dialect.name == "sqlite":
+        with api.engine.begin() as conn:  # raises if index and content disagree
+            conn.exec_driver_sql(
+                "INSERT INTO segment_fts(segment_fts, rank) VALUES ('integrity-check', 1)")
+            with pytest.raises(sa.exc.IntegrityError, match="cannot be renamed"):
+                conn.exec_driver_sql("UPDATE speaker SET label = 'X' WHERE id = "
+                                     "(SELECT min(id) FROM speaker)")
 
 
 # --- bad input -----------------------------------------------------------------------

@@ -9,10 +9,10 @@ and the filters: ~4 us a hit, so a word with 200 000 hits took seconds. Now:
 
 - ``segment.is_current`` marks the segments of each recording's latest version; only
   those are indexed (older versions stay readable with ``?version=N``);
-- SQLite: ``segment_fts`` has a second column, ``search_meta``, of tokens derived from
-  the segment's own columns (``r<recording id>``, ``l<hex of language>``,
-  ``s<hex of speaker label>``), so the recording, language, person and visibility
-  filters are answered by the index alone. Its external content is the view
+- SQLite: ``segment_fts`` has a second column, ``search_meta``, of filter tokens:
+  ``r<recording id>``, ``l<hex of language>`` and ``p<person id>`` (0: unmapped) from
+  the speaker map, which triggers on ``speaker`` keep current; so the recording,
+  language, person and visibility filters are answered by the index alone. Its external content is the view
   ``segment_search`` (current segments, with the tokens computed), so a ``rebuild``
   yields exactly what the triggers maintain; the triggers compute the same expression
   from ``old.*`` when deleting, as an external-content table requires;
@@ -32,11 +32,25 @@ branch_labels = None
 depends_on = None
 
 
-def _meta(row: str) -> str:
-    # Hex keeps any label or language code a single unicode61 token; the search side
-    # (service.search.meta_token) encodes the same way.
+def _meta(row: str, person: str | None = None) -> str:
+    # Hex keeps any language code a single unicode61 token; the search side
+    # (service.search.meta_token) encodes the same way. The person comes from the
+    # recording's speaker map unless the caller (a speaker trigger) says which.
+    if person is None:
+        person = ("(SELECT sp.person_id FROM speaker sp WHERE sp.recording_id = "  # noqa: S608
+                  f"{row}.recording_id AND sp.label = {row}.speaker)")
     return (f"'r' || {row}.recording_id || ' l' || hex({row}.language) || "
-            f"' s' || hex({row}.speaker)")
+            f"' p' || coalesce({person}, 0)")
+
+
+def _speaker_reindex(old_person: str, new_person: str, row: str) -> str:
+    """Trigger body: re-index the current segments of one speaker label."""
+    match = (f"FROM segment s WHERE s.recording_id = {row}.recording_id "
+             f"AND s.speaker = {row}.label AND s.is_current")
+    return (f"INSERT INTO segment_fts(segment_fts, rowid, search_text, search_meta) "
+            f"SELECT 'delete', s.id, s.search_text, {_meta('s', old_person)} {match}; "
+            f"INSERT INTO segment_fts(rowid, search_text, search_meta) "
+            f"SELECT s.id, s.search_text, {_meta('s', new_person)} {match};")
 
 
 SQLITE_FTS = [
@@ -64,9 +78,32 @@ SQLITE_FTS = [
         INSERT INTO segment_fts(rowid, search_text, search_meta)
         SELECT new.id, new.search_text, {_meta('new')} WHERE new.is_current;
     END""",
+    # The speaker map is part of every indexed segment's tokens (the person filter is
+    # one token), so mapping, remapping, unmapping (also by a person's deletion, whose
+    # SET NULL runs as an UPDATE) and removing a label re-index that label's segments.
+    f"""CREATE TRIGGER speaker_fts_ai AFTER INSERT ON speaker
+        WHEN new.person_id IS NOT NULL BEGIN
+        {_speaker_reindex('NULL', 'new.person_id', 'new')}
+    END""",
+    f"""CREATE TRIGGER speaker_fts_ad AFTER DELETE ON speaker
+        WHEN old.person_id IS NOT NULL BEGIN
+        {_speaker_reindex('old.person_id', 'NULL', 'old')}
+    END""",
+    f"""CREATE TRIGGER speaker_fts_au AFTER UPDATE OF person_id ON speaker
+        WHEN old.person_id IS NOT new.person_id BEGIN
+        {_speaker_reindex('old.person_id', 'new.person_id', 'old')}
+    END""",
+    """CREATE TRIGGER speaker_label_fixed BEFORE UPDATE OF label, recording_id ON speaker
+        WHEN old.label IS NOT new.label OR old.recording_id IS NOT new.recording_id BEGIN
+        SELECT RAISE(ABORT, 'a speaker label cannot be renamed or moved; map it to a person');
+    END""",
 ]
 
 OLD_SQLITE = [
+    "DROP TRIGGER IF EXISTS speaker_fts_ai",
+    "DROP TRIGGER IF EXISTS speaker_fts_ad",
+    "DROP TRIGGER IF EXISTS speaker_fts_au",
+    "DROP TRIGGER IF EXISTS speaker_label_fixed",
     "DROP TRIGGER IF EXISTS segment_fts_ai",
     "DROP TRIGGER IF EXISTS segment_fts_ad",
     "DROP TRIGGER IF EXISTS segment_fts_au",
