@@ -5,10 +5,12 @@ One function, :func:`search`, serves both databases. The index is built on
 CJK character a token of its own), so a Chinese word of any length is a *phrase* of
 single-character tokens and an English word is one token:
 
-- SQLite: the external-content FTS5 table ``segment_fts`` (``unicode61``), ranked by
-  ``bm25``;
-- PostgreSQL: ``to_tsvector('simple', search_text)`` under a GIN index, ranked by
-  ``ts_rank``.
+- SQLite: the external-content FTS5 table ``segment_fts`` (``unicode61``) over the
+  current segments, with filter tokens (migration 0005);
+- PostgreSQL: ``to_tsvector('simple', search_text)`` under a partial GIN index.
+
+Both rank with :func:`_score` (occurrences damped by length) over at most RANK_WINDOW
+candidates and count up to COUNT_CAP, so no query pays for every one of its hits.
 
 The user's query never reaches either engine as syntax. :func:`parse_query` reduces it
 to a list of phrases of plain alphanumeric tokens (each ANDed with the others) and
@@ -187,9 +189,9 @@ class SearchHit(SQLModel):
 #: Counting stops here: past it the count is a lower bound (``count_exact`` false). An
 #: exact count of a word in half the archive costs a pass over half a million postings.
 COUNT_CAP = 10_000
-#: When more segments match than this, relevance (bm25) is computed over the newest
-#: RANK_WINDOW matches and the rest follow newest first: bm25 reads each hit's document
-#: size, ~5 us a hit, so ranking 200 000 hits would take a second.
+#: When more segments match than this, relevance is computed over the newest
+#: RANK_WINDOW matches and the rest follow newest first: scoring reads each candidate's
+#: row, ~5 us a hit, so ranking 200 000 hits would take a second.
 RANK_WINDOW = 2_000
 
 
@@ -279,32 +281,55 @@ def _sqlite_page(session: Session, parsed: ParsedQuery, user: User, *,
     if is_redacted_for(user):
         hidden = _hidden_current_segments(session).cte("hidden").prefix_with("MATERIALIZED")
         where.append(fts.c.rowid.not_in(sa.select(hidden.c.id)))
-    rank = sa.func.bm25(fts_col, 1.0, 0.0)
-
     capped = sa.select(fts.c.rowid).where(*where).limit(COUNT_CAP + 1).subquery()
     count = int(session.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one())
     exact = count <= COUNT_CAP
     count = min(count, COUNT_CAP)
-    if count <= RANK_WINDOW:
-        ids = session.execute(
-            sa.select(fts.c.rowid).where(*where).order_by(rank, fts.c.rowid)
-            .limit(limit).offset(offset)).scalars().all()
-        return list(ids), count, exact, None
-    # The order is: the newest RANK_WINDOW matches by relevance, then the others newest
-    # first, so paging stays consistent across the boundary.
+    if count == 0:
+        return [], 0, True, None
+    # Ranked: every match, or the newest RANK_WINDOW of them; then the others newest
+    # first, so paging stays consistent across the window's edge. The candidates come
+    # from the index alone, and only they are read from the segment table for scoring.
+    windowed = count > RANK_WINDOW
+    candidates = sa.select(fts.c.rowid.label("id")).where(*where)
+    if windowed:
+        candidates = candidates.order_by(fts.c.rowid.desc()).limit(RANK_WINDOW)
+    ranked = candidates.cte("candidates").prefix_with("MATERIALIZED")
     page: list[int] = []
     if offset < RANK_WINDOW:
-        window = (sa.select(fts.c.rowid.label("id"), rank.label("rank")).where(*where)
-                  .order_by(fts.c.rowid.desc()).limit(RANK_WINDOW).subquery())
         page = list(session.execute(
-            sa.select(window.c.id).order_by(window.c.rank, window.c.id)
+            sa.select(col(Segment.id)).where(col(Segment.id).in_(sa.select(ranked.c.id)))
+            .order_by(_score(parsed, sa.func.length, 100.0).desc(), col(Segment.id))
             .limit(limit).offset(offset)).scalars())
-    if len(page) < limit:
+    if windowed and len(page) < limit:
         rest = session.execute(
             sa.select(fts.c.rowid).where(*where).order_by(fts.c.rowid.desc())
             .limit(limit - len(page)).offset(RANK_WINDOW + max(0, offset - RANK_WINDOW)))
         page += list(rest.scalars())
-    return page, count, exact, RANK_WINDOW
+    return page, count, exact, RANK_WINDOW if windowed else None
+
+
+def _score(parsed: ParsedQuery, length: Any, long_segment: float) -> Any:
+    """Relevance from ``search_text``: each phrase's occurrences, damped by length.
+
+    bm25's shape (tf / (tf + k * length)) without its IDF: FTS5's bm25() computes the
+    IDF by running every phrase over the whole index first (24 ms for 模型 at 1 M
+    segments, even with a filter leaving 200 hits), and PostgreSQL's ts_rank re-parses
+    every hit. Occurrences are counted by what replace() removes; the needle has no
+    trailing space, so back-to-back repeats ("闫 俊 杰 闫 俊 杰") all count, and that it
+    also counts "agents" for "agent" only nudges the order of true matches.
+    ``long_segment`` is the length (in ``length``'s unit) that halves a single hit's
+    weight: about 100 Chinese characters.
+    """
+    score: Any = sa.literal(0.0)
+    damping = 0.5 + length(col(Segment.search_text)) / long_segment
+    for n, phrase in enumerate(parsed.phrases):
+        needle: Any = sa.bindparam(f"needle_{n}", " " + " ".join(phrase.tokens))
+        spaced = sa.literal(" ") + col(Segment.search_text)
+        removed = length(sa.func.replace(spaced, needle, ""))
+        tf = sa.cast((length(spaced) - removed) / length(needle), sa.Float)
+        score = score + tf / (tf + damping)
+    return score
 
 
 def _postgres_segment_filters(session: Session, user: User, *, person_id: int | None,
@@ -372,26 +397,15 @@ def _postgres_page(session: Session, parsed: ParsedQuery, conds: list[Any], *, l
     )
     padded = sa.literal(" ") + col(Segment.search_text) + sa.literal(" ")
     where: list[Any] = [vector.op("@@")(tsquery), *conds]
-    score: Any = sa.literal(0.0)
-    # octet_length is O(1) where char_length walks the UTF-8; ~300 bytes of search_text
-    # is a long segment (100 Chinese characters).
-    damping = 0.5 + sa.func.octet_length(col(Segment.search_text)) / 300.0
     for n, phrase in enumerate(parsed.phrases):
-        text = " ".join(phrase.tokens)
-        tail = "" if phrase.prefix else " "
         if len(phrase.tokens) > 1:
+            text = " ".join(phrase.tokens)
+            tail = "" if phrase.prefix else " "
             pattern: Any = sa.bindparam(f"like_{n}", f"% {_like_escape(text)}{tail}%")
             where.append(padded.like(pattern, escape="\\"))
-        # Occurrences for ranking, counted by what replace() removes. The needle has no
-        # trailing space, so back-to-back repeats ("闫 俊 杰 闫 俊 杰") all count; that it
-        # also counts "agents" for "agent" only nudges the order of true matches.
-        needle: Any = sa.bindparam(f"needle_{n}", " " + text)
-        spaced = sa.literal(" ") + col(Segment.search_text)
-        removed = sa.func.octet_length(sa.func.replace(spaced, needle, ""))
-        tf = sa.cast(
-            (sa.func.octet_length(spaced) - removed) / sa.func.octet_length(needle), sa.Float
-        )
-        score = score + tf / (tf + damping)
+    # octet_length is O(1) where char_length walks the UTF-8; ~300 bytes of search_text
+    # is a long segment (100 Chinese characters).
+    score = _score(parsed, sa.func.octet_length, 300.0)
     capped = sa.select(col(Segment.id)).where(*where).limit(COUNT_CAP + 1).subquery()
     count = int(session.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one())
     exact = count <= COUNT_CAP

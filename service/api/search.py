@@ -38,8 +38,9 @@ are searched for as words, not operators. An empty query, or one of only punctua
 gives 422; so does one longer than {engine.MAX_QUERY_CHARS} characters or with more than
 {engine.MAX_PHRASES} terms.
 
-**Results** are ranked by relevance (bm25 on SQLite; on PostgreSQL occurrences damped
-by length, bm25-like): more hits in a shorter segment rank higher. A query
+**Results** are ranked by relevance, the same way on both databases: each term's
+occurrences in the segment, damped by the segment's length (bm25's shape without its
+term weights): more hits in a shorter segment rank higher. A query
 matching more than {engine.RANK_WINDOW} segments is ranked over its newest
 {engine.RANK_WINDOW} matches, then the rest newest first (`ranked_within` says so);
 `count` stops at {engine.COUNT_CAP} (`count_exact` false).
