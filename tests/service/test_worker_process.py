@@ -70,7 +70,7 @@ def queue_settings(request, tmp_path: Path, database_url: str):
 def test_kill_9_mid_job_then_restart_finishes_once(queue_settings, tmp_path: Path) -> None:
     settings = queue_settings
     long = tmp_path / "long.wav"
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-stream_loop", "3", "-i",
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-stream_loop", "1", "-i",
                     str(PYANNOTE_SAMPLE), "-c", "copy", str(long)], check=True)
     log = tmp_path / "worker.log"
     with TestClient(create_app(settings)) as client:

@@ -222,9 +222,9 @@ def test_redis_restart_mid_run_loses_no_job(cluster: Cluster, tmp_path: Path) ->
         assert r.status_code == 201, r.text
         ids.append(r.json()["job"]["id"])
 
+        # A new, empty Redis (no --save, no AOF): what was queued is gone. Whether it
+        # is still empty when we look depends on the workers' recovery sweep, so no check.
         cluster.redis.start()
-        assert wait_for("the new Redis", lambda: huey.pending_count() == 0 or "nonempty",
-                        timeout=30) is True, "the restarted Redis must start empty"
     finally:
         first.resume()
         second.resume()

@@ -1,0 +1,55 @@
+"""Small, fast checks of the pieces the process-level fault tests rely on."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+from sqlmodel import Session, select
+
+from service import tasks
+from service.models.recordings import Speaker
+from service.storage import Storage, _process_started_at
+from tests.service.factories_consent import create_recording
+
+
+def test_stale_temp_uploads_are_swept_and_live_ones_kept(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "recordings")
+    storage.ensure()
+    started = _process_started_at(os.getpid())
+    assert started is not None and started <= time.time()
+
+    live = storage.new_temp()  # this process, written now: an upload in flight
+    live.write_bytes(b"x")
+    reused = storage.tmp_dir / f"{os.getpid()}-0123456789abcdef.part"
+    reused.write_bytes(b"x")  # our pid, but written before we started: a reused pid
+    os.utime(reused, (started - 3600, started - 3600))
+    dead = storage.tmp_dir / "999999999-0123456789abcdef.part"  # no such process
+    dead.write_bytes(b"x")
+    recording = storage.recording_dir(1) / "original.wav"
+    recording.parent.mkdir(parents=True)
+    recording.write_bytes(b"x")
+    os.utime(recording, (0, 0))
+
+    removed = storage.cleanup_stale_temp()
+    assert sorted(removed) == sorted([reused, dead])
+    assert live.exists() and recording.exists()
+
+
+def test_a_nan_voiceprint_is_dropped_not_a_failed_job(api, tmp_path: Path) -> None:
+    """Too little speech gives pyannote a NaN embedding; PostgreSQL's JSON refuses NaN."""
+    rid = create_recording(api, tmp_path, "short clip")
+    result = SimpleNamespace(
+        segments=[SimpleNamespace(speaker="SPEAKER_00"), SimpleNamespace(speaker="SPEAKER_01")],
+        diarization=SimpleNamespace(speakers=["SPEAKER_00", "SPEAKER_01"], embeddings={
+            "SPEAKER_00": [0.25, -0.5, 1.0], "SPEAKER_01": [math.nan, math.nan, math.nan]}),
+    )
+    with Session(api.engine) as session:
+        tasks._upsert_speakers(session, rid, result)  # type: ignore[arg-type]
+        session.commit()
+        got = {s.label: s.embedding for s in session.exec(
+            select(Speaker).where(Speaker.recording_id == rid)).all()}
+    assert got == {"SPEAKER_00": [0.25, -0.5, 1.0], "SPEAKER_01": None}
