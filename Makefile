@@ -64,6 +64,7 @@ bench: setup
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/search.py --segments 100000
 	$(BIN)/python bench/verify.py --recordings 100 --segments 1000
+	$(BIN)/python bench/load.py --seconds 60 --server-workers 2
 
 clean-venv:
 	rm -rf $(VENV)
