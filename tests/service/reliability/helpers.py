@@ -70,9 +70,11 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
 class Server:
     """`sourcebook serve` as a subprocess that can be killed and started again."""
 
-    def __init__(self, settings: Settings, log: Path, port: int | None = None) -> None:
+    def __init__(self, settings: Settings, log: Path, port: int | None = None,
+                 processes: int = 1) -> None:
         self.settings = settings
         self.log = log
+        self.processes = processes
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -80,6 +82,7 @@ class Server:
     def start(self) -> None:
         env = env_for(self.settings)
         env["SOURCEBOOK_LOG_LEVEL"] = "warning"
+        env["SOURCEBOOK_WEB_WORKERS"] = str(self.processes)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve", "--port", str(self.port)],
             cwd=REPO, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
@@ -93,6 +96,7 @@ class Server:
         return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
 
     def kill9(self) -> None:
+        """SIGKILL to the whole group: the supervisor and every server process at once."""
         assert self.proc is not None
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
@@ -100,6 +104,16 @@ class Server:
     def stop(self) -> None:
         if self.proc is not None:
             stop(self.proc)
+
+    def pids(self) -> set[int]:
+        """The supervisor and its server processes (to tell that none was restarted)."""
+        assert self.proc is not None
+        found = {self.proc.pid}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                    found.add(int(stat.parent.name))
+        return found
 
     def tail(self, n: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
