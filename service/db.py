@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,8 @@ PG_CONNECT_TIMEOUT_S = 5
 DB_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 RETRY_AFTER_S = 5
+#: SQLite OperationalErrors that mean "not available now" rather than a broken query.
+SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o")
 
 _migrate_lock = threading.Lock()
 log = logging.getLogger("sourcebook.db")
@@ -161,6 +164,12 @@ async def database_unavailable(request: Request, exc: Exception) -> JSONResponse
     restart. The request's transaction was rolled back when its session
     closed, so a write either committed before the failure or not at all.
     """
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, sqlite3.OperationalError) and not any(
+            w in str(orig).lower() for w in SQLITE_UNAVAILABLE):
+        # SQLite also says OperationalError for a bad query ("no such column"): a bug,
+        # which must stay a 500 with its traceback rather than pose as an outage.
+        raise exc
     locked = "locked" in str(exc).lower()
     pool_wait = isinstance(exc, sa.exc.TimeoutError)
     log.warning("%s %s: database %s: %s", request.method, request.url.path,

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from service import tasks
+from service.db import DB_UNAVAILABLE_ERRORS, database_unavailable
 from service.models.recordings import Speaker
 from service.storage import Storage, _process_started_at
 from tests.service.factories_consent import create_recording
@@ -53,3 +58,32 @@ def test_a_nan_voiceprint_is_dropped_not_a_failed_job(api, tmp_path: Path) -> No
         got = {s.label: s.embedding for s in session.exec(
             select(Speaker).where(Speaker.recording_id == rid)).all()}
     assert got == {"SPEAKER_00": [0.25, -0.5, 1.0], "SPEAKER_01": None}
+
+
+def _raises(exc: Exception):
+    def route() -> None:
+        raise exc
+    return route
+
+
+def test_database_errors_that_are_outages_are_503_and_bugs_stay_500() -> None:
+    """The handlers service.app registers: a lock, a pool wait -> 503; a bad query -> 500."""
+    app = FastAPI()
+    for error in DB_UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error, database_unavailable)
+    errors = {
+        "/locked": sa.exc.OperationalError("UPDATE x", {}, sqlite3.OperationalError(
+            "database is locked")),
+        "/bug": sa.exc.OperationalError("SELECT nope", {}, sqlite3.OperationalError(
+            "no such column: nope")),
+        "/pool": sa.exc.TimeoutError("QueuePool limit of size 10 overflow 30 reached"),
+    }
+    for path, exc in errors.items():
+        app.add_api_route(path, _raises(exc))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/locked")
+        assert r.status_code == 503 and "busy" in r.json()["detail"], r.text
+        assert r.headers["retry-after"] == "5"
+        r = client.get("/pool")
+        assert r.status_code == 503 and "overloaded" in r.json()["detail"], r.text
+        assert client.get("/bug").status_code == 500
