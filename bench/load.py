@@ -6,8 +6,9 @@ Builds a populated archive in its own database (``--database-url``, default
 from the seed documents as in bench/search.py, per-character word timings as Whisper
 gives for Chinese), one succeeded job per recording and a speaker named in one in ten.
 Then it starts `sourcebook serve` (no workers) and runs ``--clients`` asyncio clients
-(httpx, one keep-alive connection each) for ``--seconds``. Each client loops without
-pause over a mix of what the web pages and API clients do most:
+(httpx, one keep-alive connection each) for ``--seconds``. Each client loops, back to
+back or with ``--think`` seconds' pause on average (a person reading), over a mix of
+what the web pages and API clients do most:
 
 * search (40 %): ``GET /api/v1/search?q=`` with typical Chinese and English queries;
 * transcript (30 %): ``GET /api/v1/recordings/{id}/transcript`` (the whole transcript);
@@ -151,7 +152,7 @@ def pct(values: list[float], q: float) -> float:
 
 async def client_loop(base: str, token: str, deadline: float, ids: dict[str, list[int]],
                       rng: random.Random, out: dict[str, list[float]],
-                      errors: dict[str, list[str]]) -> None:
+                      errors: dict[str, list[str]], think: float = 0.0) -> None:
     names, weights = zip(*MIX, strict=True)
     async with httpx.AsyncClient(base_url=base, timeout=30,
                                  headers={"Authorization": f"Bearer {token}"}) as client:
@@ -175,6 +176,10 @@ async def client_loop(base: str, token: str, deadline: float, ids: dict[str, lis
             out[kind].append((time.perf_counter() - t0) * 1000)
             if status == 0 or status >= 400:
                 errors[kind].append(f"{status} {detail}")
+            if think:
+                # A person reads a page before the next click: exponential pauses around
+                # ``think`` seconds, so 50 clients are 50 people, not 50 tight loops.
+                await asyncio.sleep(rng.expovariate(1 / think))
 
 
 def summarise(lat: dict[str, list[float]], errors: dict[str, list[str]], seconds: float,
@@ -193,13 +198,13 @@ def summarise(lat: dict[str, list[float]], errors: dict[str, list[str]], seconds
 
 
 async def run_load(base: str, token: str, clients: int, seconds: float,
-                   ids: dict[str, list[int]], seed: int) -> dict[str, Any]:
+                   ids: dict[str, list[int]], seed: int, think: float = 0.0) -> dict[str, Any]:
     lat: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, list[str]] = defaultdict(list)
     started = time.monotonic()
     deadline = started + seconds
     await asyncio.gather(*(client_loop(base, token, deadline, ids, random.Random(seed + i),
-                                       lat, errors) for i in range(clients)))
+                                       lat, errors, think) for i in range(clients)))
     elapsed = time.monotonic() - started
     return {"elapsed_s": round(elapsed, 1), "endpoints": summarise(lat, errors, elapsed),
             "error_samples": {k: v[:5] for k, v in errors.items()}}
@@ -209,6 +214,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--think", type=float, default=0.0,
+                    help="mean pause (s) between one client's requests; 0: back to back")
     ap.add_argument("--recordings", type=int, default=120)
     ap.add_argument("--segments", type=int, default=250, help="per recording (7.2 s each)")
     ap.add_argument("--database-url", default=os.environ.get(
@@ -274,14 +281,17 @@ def main() -> None:
         asyncio.run(run_load(base, token, args.clients, 3, ids, args.seed - 1))
         print(f"running {args.clients} clients for {args.seconds:.0f} s against {base} ...")
         load_before = os.getloadavg()[0]
-        result = asyncio.run(run_load(base, token, args.clients, args.seconds, ids, args.seed))
+        result = asyncio.run(run_load(base, token, args.clients, args.seconds, ids, args.seed,
+                                      args.think))
     finally:
         server.terminate()
         server.wait(timeout=30)
-    result |= {"clients": args.clients, "server_workers": args.server_workers,
+    result |= {"clients": args.clients, "think_s": args.think,
+               "server_workers": args.server_workers,
                "database": info, "loadavg_before": load_before,
                "loadavg_after": os.getloadavg()[0]}
-    print(f"\n{args.clients} clients, {args.server_workers} server process(es), "
+    print(f"\n{args.clients} clients (think {args.think} s), {args.server_workers} server "
+          "process(es), "
           f"{result['elapsed_s']} s; database {info}; "
           f"load average {load_before:.1f} -> {result['loadavg_after']:.1f}")
     print("| endpoint | requests | req/s | p50 ms | p95 ms | p99 ms | errors |")
