@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from service import search as engine
 from service.access import get_recording, not_found, recording_filter
@@ -29,8 +30,10 @@ from service.models.consent import (
     RestrictionPublic,
 )
 from service.models.people import Person
-from service.models.quotes import QuotePublic, Usage
+from service.models.quotes import ChapterQuote, Quote, Usage
 from service.models.recordings import Recording
+from service.models.users import User
+from service.visibility import RESTRICTED_TEXT
 from service.web.common import PageRoute, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -99,15 +102,49 @@ def chapters_page(request: Request, session: SessionDep, user: Author,
     rows, quote_count = quote_crud.list_quotes(session, user=user, limit=QUOTES_SHOWN,
                                                offset=offset)
     quotes = [quote_crud.to_public(session, q, user=user) for q in rows]
-    by_chapter: dict[int, list[tuple[QuotePublic, str]]] = {}
-    for quote in quotes:
-        for link in quote.chapters:
-            by_chapter.setdefault(link.chapter_id, []).append((quote, link.usage))
     return render(request, user, "chapters.html", {
         "nodes": _flatten(tree.data), "quotes": quotes, "quote_count": quote_count,
-        "by_chapter": by_chapter, "usages": list(Usage), "offset": offset,
+        "by_chapter": _linked_quotes(session, user), "usages": list(Usage), "offset": offset,
         "page_size": QUOTES_SHOWN,
     })
+
+
+@dataclass(frozen=True)
+class LinkedQuote:
+    """What the chapter tree shows of a linked quote (the quote list has the rest)."""
+
+    recording_id: int | None
+    start: float
+    verbatim: str
+    edited: str | None
+    speaker: str
+    person_name: str | None
+
+
+def _linked_quotes(session: Session, user: User,
+                   ) -> dict[int, list[tuple[LinkedQuote, Usage]]]:
+    """Every chapter's linked quotes the caller may see, in one query.
+
+    Not from the paged quote list: a chapter must show all its quotes whichever page of
+    the list is open. Text under a span hidden from the caller is withheld as in the API.
+    """
+    rows = session.exec(
+        select(ChapterQuote.chapter_id, ChapterQuote.usage, Quote, Person.name)
+        .join(Quote, col(Quote.id) == col(ChapterQuote.quote_id))
+        .outerjoin(Recording, col(Recording.id) == col(Quote.recording_id))
+        .outerjoin(Person, col(Person.id) == col(Quote.person_id))
+        .where(col(Quote.recording_id).is_(None) | recording_filter(user))
+        .order_by(col(ChapterQuote.chapter_id), col(Quote.id))
+    ).all()
+    out: dict[int, list[tuple[LinkedQuote, Usage]]] = {}
+    for chapter_id, usage, quote, name in rows:
+        hidden = quote_crud.is_withheld(session, quote, user)
+        out.setdefault(chapter_id, []).append((LinkedQuote(
+            recording_id=quote.recording_id, start=quote.start,
+            verbatim=RESTRICTED_TEXT if hidden else quote.verbatim,
+            edited=RESTRICTED_TEXT if hidden and quote.edited else quote.edited,
+            speaker=quote.speaker, person_name=name), Usage(usage)))
+    return out
 
 
 @router.get("/consent", response_class=HTMLResponse)

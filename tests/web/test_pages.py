@@ -174,3 +174,22 @@ def test_pages_show_the_book_state(api: Api, tmp_path: Path) -> None:
     sign_in(api, "researcher")
     listing = api.client.get("/recordings").text
     assert "consent-granted" in listing and "consent-pending" in listing
+
+
+def test_the_chapter_tree_shows_every_linked_quote_whatever_the_page(
+        api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quote list is paged; the tree is not, so no chapter loses quotes from view."""
+    from sqlmodel import Session, func, select
+
+    from service.models.quotes import ChapterQuote
+    from service.web import book
+
+    small_book(api, tmp_path)
+    with Session(api.engine) as session:
+        links = session.exec(select(func.count()).select_from(ChapterQuote)).one()
+    assert links >= 2
+    monkeypatch.setattr(book, "QUOTES_SHOWN", 1)
+    sign_in(api, "editor")
+    page = api.client.get("/chapters").text
+    tree = page.split('class="chapter-quotes"', 1)[1] if 'class="chapter-quotes"' in page else ""
+    assert page.count('<span class="badge usage-') == links, tree[:500]
