@@ -423,11 +423,12 @@ def _postgres_page(session: Session, parsed: ParsedQuery, conds: list[Any], *, l
     if exact:
         found.sort(reverse=True)
         candidates, rest = found[:RANK_WINDOW], found[RANK_WINDOW:]
-        in_window: Any = col(Segment.id) == sa.func.any(
-            sa.bindparam("candidates", candidates, type_=postgresql.ARRAY(sa.Integer)))
     else:
-        boundary = _newest_window_start(session, where)
-        in_window = sa.and_(*where, col(Segment.id) >= boundary)
+        candidates = _newest_matches(session, where)
+    boundary = min(candidates)
+    # The candidates are scored by primary key: no third pass over the GIN bitmap.
+    in_window = col(Segment.id) == sa.func.any(
+        sa.bindparam("candidates", candidates, type_=postgresql.ARRAY(sa.Integer)))
     page: list[int] = []
     if offset < RANK_WINDOW:
         ranked = (sa.select(col(Segment.id).label("id"), score.label("score"))
@@ -447,8 +448,8 @@ def _postgres_page(session: Session, parsed: ParsedQuery, conds: list[Any], *, l
     return page, count, exact, RANK_WINDOW if windowed else None
 
 
-def _newest_window_start(session: Session, where: list[Any]) -> int:
-    """The smallest id among the newest RANK_WINDOW matches.
+def _newest_matches(session: Session, where: list[Any]) -> list[int]:
+    """The ids of the newest RANK_WINDOW matches (or of all, if there are fewer).
 
     GIN returns matches unordered, so "the newest N" would otherwise mean fetching every
     match from the heap to sort it. Ids grow with time, so a range of recent ids is
@@ -463,14 +464,11 @@ def _newest_window_start(session: Session, where: list[Any]) -> int:
         # primary key backwards and run to_tsvector on every row it passes (seconds).
         in_range = (sa.select(col(Segment.id).label("id"))
                     .where(*where, col(Segment.id) > lo).cte().prefix_with("MATERIALIZED"))
-        nth = session.execute(
-            sa.select(in_range.c.id).order_by(in_range.c.id.desc())
-            .offset(RANK_WINDOW - 1).limit(1)
-        ).scalar_one_or_none()
-        if nth is not None:
-            return int(nth)
-        if lo <= 0:
-            return 0  # fewer matches than the window after all (rows deleted meanwhile)
+        ids = list(session.execute(
+            sa.select(in_range.c.id).order_by(in_range.c.id.desc()).limit(RANK_WINDOW)
+        ).scalars())
+        if len(ids) == RANK_WINDOW or lo <= 0:
+            return ids or [0]
         span *= 4
 
 
