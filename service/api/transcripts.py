@@ -52,14 +52,17 @@ def read_transcript(
     session: SessionDep,
     user: AnyUser,
     version: int | None = Query(None, ge=1, description="An older version; default: latest"),
-) -> crud.TranscriptView:
+) -> Response:
     """Read the current (or a given) transcript version with speaker names."""
     get_recording(session, user, recording_id)
     try:
         transcript = crud.get_transcript(session, recording_id=recording_id, version=version)
     except crud.NoTranscript as exc:
         raise _missing_transcript(exc) from None
-    return crud.to_public(session, transcript, user=user)
+    # Built by crud.transcript_json (the stored words copied in as they are), so FastAPI
+    # gets bytes; response_model above still documents the shape.
+    return Response(crud.transcript_json(session, transcript, user=user),
+                    media_type="application/json")
 
 
 # ----------------------------------------------------------------------------- speakers

@@ -316,3 +316,47 @@ def test_retimed_words_cover_the_span_in_proportion(text: str) -> None:
     for w, n in zip(words, lengths, strict=True):
         assert w["end"] - w["start"] == pytest.approx(3.0 * n / sum(lengths), abs=0.002)
         assert w["probability"] == 1.0
+
+
+@pytest.mark.parametrize("role", ["editor", "author"])
+def test_the_fast_transcript_read_says_exactly_what_the_models_say(api, tmp_path: Path,
+                                                                   role: str) -> None:
+    """GET /transcript copies stored words in unparsed; it must equal the model path."""
+    import json as jsonlib
+
+    from sqlmodel import Session
+
+    from service.crud import transcripts as crud
+    from service.crud.transcripts import SegmentIn, add_version
+    from service.models.users import User
+
+    rid, _ = interview(api, tmp_path)
+    words = [{"start": 0.0, "end": 0.4, "text": "闫", "probability": 0.91, "original": "閆"},
+             {"start": 0.4, "end": 0.9, "text": "俊杰", "probability": 1.0}]
+    with Session(api.engine) as session:
+        add_version(session, recording_id=rid, backend="test", model="m", language="zh",
+                    created_by=None, segments=[
+                        SegmentIn(start=0.0, end=1.0, speaker="SPEAKER_00", text="闫俊杰",
+                                  language="zh", words=words),
+                        SegmentIn(start=5.0, end=9.0, speaker="SPEAKER_01", text="不能说的话",
+                                  language="zh", words=words),
+                        SegmentIn(start=10.0, end=12.0, speaker="SPEAKER_01", text="没有词",
+                                  language="zh")])
+        session.commit()
+    restrict(api, rid, 6.0, 7.0, RestrictionLevel.off_record)
+    fast = transcript(api, rid, role)
+    with Session(api.engine) as session:
+        t = crud.get_transcript(session, recording_id=rid, version=None)
+        slow = jsonlib.loads(crud.to_public(
+            session, t, user=User(id=api.user_ids[role], name=role, role=Role(role)))
+            .model_dump_json())
+    for seg in fast["segments"]:
+        for w in seg["words"]:
+            w.pop("original", None)  # kept as stored: the script Whisper wrote
+    assert fast == slow
+    assert fast["segments"][0]["words"][1] == {"start": 0.4, "end": 0.9, "text": "俊杰",
+                                               "probability": 1.0}
+    hidden = fast["segments"][1]
+    assert (hidden["text"], hidden["words"]) == (("[restricted]", []) if role == "author"
+                                                 else ("不能说的话", hidden["words"]))
+    assert fast["segments"][2]["words"] == []
