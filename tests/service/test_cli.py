@@ -120,6 +120,33 @@ def test_transcribe_a_file_writes_txt_srt_json(tmp_path: Path) -> None:
     assert bad.returncode != 0 and "unknown format" in bad.stderr
 
 
+def _watch_anonymous_memory(pid: int) -> list[int]:
+    """Samples of /proc/PID/status RssAnon (KiB), every 0.1 s until the process exits.
+
+    The list fills in from a daemon thread; read it after the process was waited for.
+    """
+    import threading
+    import time
+
+    samples: list[int] = []
+
+    def sample() -> None:
+        status = Path(f"/proc/{pid}/status")
+        while True:
+            try:
+                text = status.read_text()
+            except OSError:
+                return
+            line = next((x for x in text.splitlines() if x.startswith("RssAnon:")), None)
+            if line is None or "State:\tZ" in text:
+                return
+            samples.append(int(line.split()[1]))
+            time.sleep(0.1)
+
+    threading.Thread(target=sample, daemon=True).start()
+    return samples
+
+
 @pytest.mark.slow
 def test_transcribe_a_two_hour_file_in_bounded_memory(tmp_path: Path) -> None:
     """Two hours of audio: speech every 20 minutes in low noise, tiny.en, no diarization.
@@ -156,13 +183,22 @@ def test_transcribe_a_two_hour_file_in_bounded_memory(tmp_path: Path) -> None:
             [sys.executable, "-m", "service.cli", "transcribe", str(src), "--model", "tiny.en",
              "--language", "en", "--no-diarize", "--out", str(tmp_path / "out")],
             cwd=REPO, env=env, stdout=log_f, stderr=subprocess.STDOUT)
+        anon_peak = _watch_anonymous_memory(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)
     output = log.read_text()
     assert os.waitstatus_to_exitcode(status) == 0, output[-3000:]
     peak_mb = usage.ru_maxrss / 1024
-    print(f"\ntwo-hour file: peak RSS {peak_mb:.0f} MB; {output.strip().splitlines()[-1]}")
-    # 2 h of 16 kHz float32 alone is 460 MB; the bound leaves room for tiny.en and VAD.
-    assert peak_mb < 2500
+    anon_mb = max(anon_peak) / 1024 if anon_peak else 0.0
+    print(f"\ntwo-hour file: peak RSS {peak_mb:.0f} MB, anonymous {anon_mb:.0f} MB; "
+          f"{output.strip().splitlines()[-1]}")
+    # 2 h of 16 kHz float32 is 460 MB; tiny.en, VAD and their buffers come on top. Runs
+    # here peaked at 1.8-2.6 GB (RssAnon, memory the process owns, is nearly all of it;
+    # the memory-mapped WAV's pages are the rest), so the bounds leave that spread room
+    # while still failing for any path that holds the decoded source at its own rate
+    # (2 h of 48 kHz stereo float32 alone is 2.8 GB) or copies the audio several times.
+    assert anon_peak, "RssAnon of the transcribe process was never read"
+    assert anon_mb < 3000
+    assert peak_mb < 3500
     import json as _json
 
     doc = _json.loads((tmp_path / "out" / "two-hours.json").read_text())
