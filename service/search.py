@@ -28,7 +28,6 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 from functools import lru_cache
 from typing import Any
 
@@ -43,7 +42,7 @@ from service.models.people import Person
 from service.models.recordings import Recording, Speaker
 from service.models.transcripts import Segment, Transcript
 from service.models.users import User
-from service.visibility import HIDDEN_LEVELS, hidden_segment_clause, is_redacted_for
+from service.visibility import hidden_segment_clause, hiding_restriction, is_redacted_for
 
 __all__ = [
     "COUNT_CAP",
@@ -242,12 +241,7 @@ def _hidden_current_segments(session: Session) -> Any:
             col(Restriction.start) < col(Segment.end),
             col(Restriction.end) > col(Segment.start),
         ))
-        .where(
-            col(Segment.is_current),
-            col(Restriction.level).in_([lv.value for lv in HIDDEN_LEVELS]),
-            sa.or_(col(Restriction.until).is_(None),
-                   col(Restriction.until) > sa.bindparam("today", date.today())),
-        )
+        .where(col(Segment.is_current), *hiding_restriction())
     )
 
 
@@ -353,8 +347,7 @@ def _postgres_segment_filters(session: Session, user: User, *, person_id: int | 
     if is_redacted_for(user):
         # The cheap test of the recording comes first: the span test is a correlated
         # subquery, and running it for every hit of a common word took seconds.
-        restricted = sa.select(col(Restriction.recording_id)).where(
-            col(Restriction.level).in_([lv.value for lv in HIDDEN_LEVELS]))
+        restricted = sa.select(col(Restriction.recording_id)).where(*hiding_restriction())
         conds.append(sa.or_(col(Segment.recording_id).not_in(restricted),
                             ~hidden_segment_clause()))
     return conds

@@ -38,11 +38,9 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Indel
 from sqlalchemy.engine import Engine
@@ -53,7 +51,7 @@ from service.models.consent import Restriction
 from service.models.people import Person
 from service.models.recordings import Access, Recording, Speaker
 from service.models.users import Role, User
-from service.visibility import HIDDEN_LEVELS, is_redacted_for
+from service.visibility import hiding_restriction, is_redacted_for
 
 MIN_CHARS = 8
 ALTERED_MIN = 0.8
@@ -482,13 +480,7 @@ def _scope(session: Session, index: SegmentIndex, user: User) -> _Scope:
         ).all()
         visible &= np.isin(index.rec_ids, np.array(list(allowed), dtype=np.int64))
     if is_redacted_for(user):
-        today = date.today()
-        spans = session.exec(
-            select(Restriction).where(
-                col(Restriction.level).in_([lv.value for lv in HIDDEN_LEVELS]),
-                sa.or_(col(Restriction.until).is_(None), col(Restriction.until) >= today),
-            )
-        ).all()
+        spans = session.exec(select(Restriction).where(*hiding_restriction())).all()
         for r in spans:
             hit = (index.rec_ids == r.recording_id) & (index.starts < r.end) & \
                 (index.ends > r.start)

@@ -71,17 +71,27 @@ def is_hidden(level: RestrictionLevel | None) -> bool:
     return level in HIDDEN_LEVELS
 
 
+def hiding_restriction(today: date | None = None) -> list[Any]:
+    """SQL conditions on Restriction: it withholds its span from authors today.
+
+    Off-record and deep-background spans, until the day in ``until`` (the day it lifts).
+    """
+    today = today or date.today()
+    return [
+        col(Restriction.level).in_([lv.value for lv in HIDDEN_LEVELS]),
+        sa.or_(col(Restriction.until).is_(None), col(Restriction.until) > today),
+    ]
+
+
 def hidden_segment_clause(today: date | None = None) -> Any:
     """SQL: true for segments overlapping an active off-record/deep-background span.
 
     Used to leave such segments out of search *before* ranking and counting, so that
     neither results, snippets nor counts reveal them.
     """
-    today = today or date.today()
     return sa.exists().where(
         col(Restriction.recording_id) == col(Segment.recording_id),
-        col(Restriction.level).in_([lv.value for lv in HIDDEN_LEVELS]),
         col(Restriction.start) < col(Segment.end),
         col(Restriction.end) > col(Segment.start),
-        sa.or_(col(Restriction.until).is_(None), col(Restriction.until) > today),
+        *hiding_restriction(today),
     )

@@ -347,6 +347,14 @@ def is_withheld(session: Session, quote: Quote, user: User) -> bool:
     return is_hidden(overlapping_level(quote.start, quote.end, spans))
 
 
+def shown_text(quote: Quote, *, hidden: bool) -> tuple[str, str | None, str | None]:
+    """(verbatim, edited, translation) as a reader sees them: withheld under a hidden span."""
+    if not hidden:
+        return quote.verbatim, quote.edited, quote.translation
+    return (RESTRICTED_TEXT, RESTRICTED_TEXT if quote.edited else quote.edited,
+            RESTRICTED_TEXT if quote.translation else quote.translation)
+
+
 def to_public(session: Session, quote: Quote, *, user: User) -> QuotePublic:
     assert quote.id is not None
     links = session.exec(
@@ -368,15 +376,13 @@ def to_public(session: Session, quote: Quote, *, user: User) -> QuotePublic:
             drift = normalise_for_match(now[0]) != normalise_for_match(quote.verbatim)
         else:
             drift = True
-    hide = withheld == "restricted"
+    verbatim, edited, translation = shown_text(quote, hidden=withheld == "restricted")
     return QuotePublic(
         id=quote.id, recording_id=quote.recording_id, transcript_id=quote.transcript_id,
         transcript_version=quote.transcript_version, start=quote.start, end=quote.end,
         person_id=quote.person_id, person_name=person.name if person else None,
         speaker=quote.speaker,
-        verbatim=RESTRICTED_TEXT if hide else quote.verbatim,
-        edited=RESTRICTED_TEXT if hide and quote.edited else quote.edited,
-        translation=RESTRICTED_TEXT if hide and quote.translation else quote.translation,
+        verbatim=verbatim, edited=edited, translation=translation,
         translator=quote.translator, allow_multiple_speakers=quote.allow_multiple_speakers,
         citation=None if quote.recording_id is None
         else citations.cite(source_of(session, quote), "chicago"),

@@ -33,7 +33,6 @@ from service.models.people import Person
 from service.models.quotes import ChapterQuote, Quote, Usage
 from service.models.recordings import Recording
 from service.models.users import User
-from service.visibility import RESTRICTED_TEXT
 from service.web.common import PageRoute, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -138,12 +137,11 @@ def _linked_quotes(session: Session, user: User,
     ).all()
     out: dict[int, list[tuple[LinkedQuote, Usage]]] = {}
     for chapter_id, usage, quote, name in rows:
-        hidden = quote_crud.is_withheld(session, quote, user)
+        verbatim, edited, _ = quote_crud.shown_text(
+            quote, hidden=quote_crud.is_withheld(session, quote, user))
         out.setdefault(chapter_id, []).append((LinkedQuote(
-            recording_id=quote.recording_id, start=quote.start,
-            verbatim=RESTRICTED_TEXT if hidden else quote.verbatim,
-            edited=RESTRICTED_TEXT if hidden and quote.edited else quote.edited,
-            speaker=quote.speaker, person_name=name), Usage(usage)))
+            recording_id=quote.recording_id, start=quote.start, verbatim=verbatim,
+            edited=edited, speaker=quote.speaker, person_name=name), Usage(usage)))
     return out
 
 
