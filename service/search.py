@@ -216,15 +216,21 @@ def meta_token(kind: str, value: str | int) -> str:
     return kind + str(value).encode("utf-8").hex().upper()
 
 
+def _ids(session: Session, query: Any) -> list[int]:
+    """A query's single column as a list, on the bare connection: the ORM's per-row
+    handling was most of the cost of the up to COUNT_CAP ids a search reads."""
+    return list(session.connection().execute(query).scalars())
+
+
 def _invisible_recordings(session: Session, user: User) -> list[int]:
     visible = recording_filter(user)
     if visible is True:
         return []
-    return list(session.execute(sa.select(col(Recording.id)).where(~visible)).scalars())
+    return _ids(session, sa.select(col(Recording.id)).where(~visible))
 
 
 def _person_labels(session: Session, person_id: int) -> list[tuple[int, str]]:
-    return [(r, label) for r, label in session.execute(
+    return [(r, label) for r, label in session.connection().execute(
         sa.select(col(Speaker.recording_id), col(Speaker.label))
         .where(col(Speaker.person_id) == person_id)).all()]
 
@@ -277,7 +283,8 @@ def _sqlite_page(session: Session, parsed: ParsedQuery, user: User, *,
         hidden = _hidden_current_segments(session).cte("hidden").prefix_with("MATERIALIZED")
         where.append(fts.c.rowid.not_in(sa.select(hidden.c.id)))
     capped = sa.select(fts.c.rowid).where(*where).limit(COUNT_CAP + 1).subquery()
-    count = int(session.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one())
+    count = int(session.connection().execute(
+        sa.select(sa.func.count()).select_from(capped)).scalar_one())
     exact = count <= COUNT_CAP
     count = min(count, COUNT_CAP)
     if count == 0:
@@ -292,15 +299,14 @@ def _sqlite_page(session: Session, parsed: ParsedQuery, user: User, *,
     ranked = candidates.cte("candidates").prefix_with("MATERIALIZED")
     page: list[int] = []
     if offset < RANK_WINDOW:
-        page = list(session.execute(
-            sa.select(col(Segment.id)).where(col(Segment.id).in_(sa.select(ranked.c.id)))
-            .order_by(_score(parsed, sa.func.length, 100.0).desc(), col(Segment.id))
-            .limit(limit).offset(offset)).scalars())
+        page = _ids(session, sa.select(col(Segment.id))
+                    .where(col(Segment.id).in_(sa.select(ranked.c.id)))
+                    .order_by(_score(parsed, sa.func.length, 100.0).desc(), col(Segment.id))
+                    .limit(limit).offset(offset))
     if windowed and len(page) < limit:
-        rest = session.execute(
-            sa.select(fts.c.rowid).where(*where).order_by(fts.c.rowid.desc())
-            .limit(limit - len(page)).offset(RANK_WINDOW + max(0, offset - RANK_WINDOW)))
-        page += list(rest.scalars())
+        page += _ids(session, sa.select(fts.c.rowid).where(*where)
+                     .order_by(fts.c.rowid.desc()).limit(limit - len(page))
+                     .offset(RANK_WINDOW + max(0, offset - RANK_WINDOW)))
     return page, count, exact, RANK_WINDOW if windowed else None
 
 
@@ -405,8 +411,7 @@ def _postgres_page(session: Session, parsed: ParsedQuery, conds: list[Any], *, l
     # One pass over the GIN bitmap gives the count and, when it is exact, every match:
     # building the bitmap of two common characters alone costs ~250 ms at 1 M segments,
     # so it is not repeated for the window.
-    found = list(session.execute(
-        sa.select(col(Segment.id)).where(*where).limit(COUNT_CAP + 1)).scalars())
+    found = _ids(session, sa.select(col(Segment.id)).where(*where).limit(COUNT_CAP + 1))
     exact = len(found) <= COUNT_CAP
     count = min(len(found), COUNT_CAP)
     if count == 0:
@@ -426,18 +431,17 @@ def _postgres_page(session: Session, parsed: ParsedQuery, conds: list[Any], *, l
     if offset < RANK_WINDOW:
         ranked = (sa.select(col(Segment.id).label("id"), score.label("score"))
                   .where(in_window).cte().prefix_with("MATERIALIZED"))
-        page = list(session.execute(
-            sa.select(ranked.c.id).order_by(ranked.c.score.desc(), ranked.c.id)
-            .limit(limit).offset(offset)).scalars())
+        page = _ids(session, sa.select(ranked.c.id)
+                    .order_by(ranked.c.score.desc(), ranked.c.id).limit(limit).offset(offset))
     if windowed and len(page) < limit:
         skip = max(0, offset - RANK_WINDOW)
         if exact:
             page += rest[skip:skip + limit - len(page)]
         else:
-            page += list(session.execute(
-                sa.select(col(Segment.id)).where(*where, col(Segment.id) < boundary)
-                .order_by(col(Segment.id).desc()).limit(limit - len(page))
-                .offset(skip)).scalars())
+            page += _ids(session, sa.select(col(Segment.id))
+                         .where(*where, col(Segment.id) < boundary)
+                         .order_by(col(Segment.id).desc()).limit(limit - len(page))
+                         .offset(skip))
     return page, count, exact, RANK_WINDOW if windowed else None
 
 
@@ -449,7 +453,7 @@ def _newest_matches(session: Session, where: list[Any]) -> list[int]:
     tried first and widened fourfold until it holds N matches: PostgreSQL ANDs the
     GIN bitmap with the primary-key range and reads only the rows in it.
     """
-    top = session.execute(sa.select(sa.func.max(Segment.id))).scalar_one() or 0
+    top = session.connection().execute(sa.select(sa.func.max(Segment.id))).scalar_one() or 0
     span = 8 * RANK_WINDOW
     while True:
         lo = top - span
@@ -457,9 +461,8 @@ def _newest_matches(session: Session, where: list[Any]) -> list[int]:
         # primary key backwards and run to_tsvector on every row it passes (seconds).
         in_range = (sa.select(col(Segment.id).label("id"))
                     .where(*where, col(Segment.id) > lo).cte().prefix_with("MATERIALIZED"))
-        ids = list(session.execute(
-            sa.select(in_range.c.id).order_by(in_range.c.id.desc()).limit(RANK_WINDOW)
-        ).scalars())
+        ids = _ids(session, sa.select(in_range.c.id).order_by(in_range.c.id.desc())
+                   .limit(RANK_WINDOW))
         if len(ids) == RANK_WINDOW or lo <= 0:
             return ids or [0]
         span *= 4
@@ -498,12 +501,12 @@ def search_results(
                                                    offset=offset)
     if not ids:
         return SearchResults([], count, exact, window)
-    by_id = {r.id: r for r in session.execute(
+    by_id = {r.id: r for r in session.connection().execute(
         sa.select(*_COLUMNS).where(col(Segment.id).in_(ids))).all()}
     rows = [by_id[i] for i in ids if i in by_id]
     names = _speaker_names(session, {r.recording_id for r in rows})
     about = {
-        t_id: (version, title) for t_id, version, title in session.execute(
+        t_id: (version, title) for t_id, version, title in session.connection().execute(
             sa.select(col(Transcript.id), col(Transcript.version), col(Recording.title))
             .join(Recording, col(Recording.id) == col(Transcript.recording_id))
             .where(col(Transcript.id).in_({r.transcript_id for r in rows}))
@@ -527,7 +530,7 @@ def _speaker_names(session: Session, recording_ids: set[int],
     """(recording, label) -> (person_id, name), read now so that remapping shows at once."""
     if not recording_ids:
         return {}
-    rows = session.exec(
+    rows = session.connection().execute(
         select(Speaker.recording_id, Speaker.label, Speaker.person_id, Person.name)
         .join(Person, col(Person.id) == col(Speaker.person_id), isouter=True)
         .where(col(Speaker.recording_id).in_(recording_ids))
