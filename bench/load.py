@@ -60,7 +60,7 @@ from service.models.users import Role  # noqa: E402
 SECRET = "load-bench-secret"
 QUERIES = ["模型", "闫俊杰", "第一性原理", "钱", "agent", "transform*", '"deep research"',
            "MoE 架构", "创业", "伯克希尔", "AGI", "的"]
-MIX = [("search", 0.4), ("transcript", 0.3), ("job", 0.3)]
+MIX = {"search": 0.4, "transcript": 0.3, "job": 0.3}
 CJK = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -143,6 +143,16 @@ def counts(engine: sa.Engine) -> dict[str, int]:
                 for t in ("recording", "segment", "job")}
 
 
+def parse_mix(text: str) -> dict[str, float]:
+    mix = {}
+    for part in text.split(","):
+        name, _, weight = part.partition("=")
+        if name.strip() not in MIX:
+            raise argparse.ArgumentTypeError(f"unknown request kind {name!r}; use {list(MIX)}")
+        mix[name.strip()] = float(weight or 1)
+    return mix
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -152,8 +162,9 @@ def pct(values: list[float], q: float) -> float:
 
 async def client_loop(client: httpx.AsyncClient, deadline: float, ids: dict[str, list[int]],
                       rng: random.Random, out: dict[str, list[float]],
-                      errors: dict[str, list[str]], think: float = 0.0) -> None:
-    names, weights = zip(*MIX, strict=True)
+                      errors: dict[str, list[str]], think: float = 0.0,
+                      mix: dict[str, float] = MIX) -> None:
+    names, weights = zip(*mix.items(), strict=True)
     if think:
         # People do not all click at the same instant: each starts after a pause of
         # its own, so the run measures a steady state rather than one 50-request burst.
@@ -200,7 +211,8 @@ def summarise(lat: dict[str, list[float]], errors: dict[str, list[str]], seconds
 
 
 async def run_load(base: str, token: str, clients: int, seconds: float,
-                   ids: dict[str, list[int]], seed: int, think: float = 0.0) -> dict[str, Any]:
+                   ids: dict[str, list[int]], seed: int, think: float = 0.0,
+                   mix: dict[str, float] = MIX) -> dict[str, Any]:
     lat: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, list[str]] = defaultdict(list)
     # Built before the clock starts: making an httpx client takes ~20 ms of this event
@@ -212,7 +224,8 @@ async def run_load(base: str, token: str, clients: int, seconds: float,
         started = time.monotonic()
         deadline = started + seconds
         await asyncio.gather(*(client_loop(pool[i], deadline, ids, random.Random(seed + i),
-                                           lat, errors, think) for i in range(clients)))
+                                           lat, errors, think, mix)
+                               for i in range(clients)))
         elapsed = time.monotonic() - started
     finally:
         for client in pool:
@@ -235,6 +248,9 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="keep an already populated database")
     ap.add_argument("--server-workers", type=int, default=1,
                     help="`sourcebook serve --workers N`: web server processes")
+    ap.add_argument("--mix", type=parse_mix, default=MIX,
+                    help="request mix, e.g. 'job=1' or 'search=2,transcript=1' "
+                         "(default: search=0.4,transcript=0.3,job=0.3)")
     ap.add_argument("--seed", type=int, default=20261125)
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
     args = ap.parse_args()
@@ -293,11 +309,11 @@ def main() -> None:
         print(f"running {args.clients} clients for {args.seconds:.0f} s against {base} ...")
         load_before = os.getloadavg()[0]
         result = asyncio.run(run_load(base, token, args.clients, args.seconds, ids, args.seed,
-                                      args.think))
+                                      args.think, args.mix))
     finally:
         server.terminate()
         server.wait(timeout=30)
-    result |= {"clients": args.clients, "think_s": args.think,
+    result |= {"clients": args.clients, "think_s": args.think, "mix": args.mix,
                "server_workers": args.server_workers,
                "database": info, "loadavg_before": load_before,
                "loadavg_after": os.getloadavg()[0]}

@@ -219,7 +219,7 @@ def meta_token(kind: str, value: str | int) -> str:
 def _ids(session: Session, query: Any) -> list[int]:
     """A query's single column as a list, on the bare connection: the ORM's per-row
     handling was most of the cost of the up to COUNT_CAP ids a search reads."""
-    return list(session.connection().execute(query).scalars())
+    return list(session.connection().execute(query).scalars().all())
 
 
 def _invisible_recordings(session: Session, user: User) -> list[int]:

@@ -9,7 +9,15 @@ Exactly-once results on an at-most-once queue:
 * the transcript is written in **one transaction** keyed by ``job_id`` (unique), so a
   job that runs twice still leaves one version;
 * ``recover`` re-queues jobs whose heartbeat went stale (a killed worker) and queued
-  jobs the queue no longer holds (a Redis restart).
+  jobs the queue no longer holds (a Redis restart);
+* the attempt number a claim gives is a **fencing token**: every later write of the run
+  (progress, the transcript, the final state) is conditional on the job still being
+  running under that attempt. A worker that lost the job (its heartbeat went stale during
+  a database outage or a long pause and another worker took it over) finds out at its
+  next write and drops the run without writing anything;
+* the database being out of reach is waited out, not a failed attempt: progress writes
+  are skipped while it is down, and storing the transcript is retried for up to
+  ``job_stale_seconds``, so an outage of seconds does not throw away hours of CPU.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import math
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -33,6 +42,7 @@ from pipelines.runner import ModelCache, RunOptions, RunResult, StageProgress
 from service.config import Settings
 from service.crud import audit
 from service.crud.transcripts import SegmentIn, add_version
+from service.db import DB_UNAVAILABLE_ERRORS
 from service.models.base import utcnow
 from service.models.jobs import Job, JobStage, JobState
 from service.models.people import Person
@@ -44,6 +54,13 @@ log = logging.getLogger("sourcebook.worker")
 
 HEARTBEAT_SECONDS = 2.0
 RETRY_BASE_SECONDS = 15.0
+#: Longest pause between tries to store a finished transcript while the database is down.
+STORE_RETRY_MAX_WAIT_S = 10.0
+
+
+class JobLost(Exception):
+    """This run no longer owns its job: it was re-queued after a stale heartbeat and
+    claimed again, failed by recovery, or deleted. The run stops and writes nothing."""
 
 
 @dataclass
@@ -76,14 +93,16 @@ def execute_delivered(job_id: int) -> None:
 class _Reporter:
     """Collects progress from the pipeline thread; a heartbeat thread persists it."""
 
-    def __init__(self, ctx: WorkerContext, job_id: int, diarize: bool) -> None:
+    def __init__(self, ctx: WorkerContext, job_id: int, attempt: int, diarize: bool) -> None:
         self.ctx = ctx
         self.job_id = job_id
+        self.attempt = attempt
         self.scale = StageProgress(None, ["normalise", "transcribe", "diarize", "merge"]
                                    if diarize else ["normalise", "transcribe", "merge"])
         self.stage: str = JobStage.normalise.value
         self.progress = 0.0
         self.cancelled = threading.Event()
+        self.lost = threading.Event()
         self._stop = threading.Event()
         self._dirty = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}",
@@ -101,7 +120,12 @@ class _Reporter:
         self.stage = stage
         if stage in self.scale.offsets:
             self.progress = max(self.progress, self.scale.overall(stage, 0.0))
-        self.flush()
+        try:
+            self.flush()
+        except DB_UNAVAILABLE_ERRORS:
+            # Progress is best effort: the pipeline goes on, the heartbeat retries.
+            log.warning("job %s: database unreachable; stage %s not recorded yet",
+                        self.job_id, stage)
         self.check()
 
     def __call__(self, stage: str, fraction: float) -> None:
@@ -110,29 +134,61 @@ class _Reporter:
         self.check()
 
     def check(self) -> None:
+        if self.lost.is_set():
+            raise JobLost(f"job {self.job_id} attempt {self.attempt} is no longer ours")
         if self.cancelled.is_set():
             raise CancelledError("cancelled by request")
 
     def flush(self) -> None:
-        """Persist stage, progress and heartbeat now; learn about cancel requests."""
+        """Persist stage, progress and heartbeat now; learn about cancel requests and
+        whether the job is still this run's."""
         with Session(self.ctx.engine) as session:
-            session.execute(
+            result = session.execute(
                 sa.update(Job)
-                .where(col(Job.id) == self.job_id, col(Job.state) == JobState.running)
+                .where(*_owned(self.job_id, self.attempt))
                 .values(stage=self.stage, progress=round(min(self.progress, 0.999), 4),
                         heartbeat_at=utcnow())
             )
             session.commit()
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                self.lost.set()
+                return
             wanted = session.exec(select(Job.cancel_requested).where(Job.id == self.job_id)).first()
-        if wanted is None or wanted:
+        if wanted:
             self.cancelled.set()
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_SECONDS):
             try:
                 self.flush()
-            except Exception:  # the database may blip; the next beat retries
+            except DB_UNAVAILABLE_ERRORS as exc:  # an outage: the next beat retries
+                log.warning("heartbeat of job %s failed: database unreachable (%s)",
+                            self.job_id, type(exc).__name__)
+            except Exception:
                 log.exception("heartbeat of job %s failed", self.job_id)
+
+
+def _owned(job_id: int, attempt: int) -> list[Any]:
+    """SQL conditions: the job is running under this attempt (the run's fencing token)."""
+    return [col(Job.id) == job_id, col(Job.state) == JobState.running,
+            col(Job.attempts) == attempt]
+
+
+def _take(session: Session, job_id: int, attempt: int) -> Job:
+    """Lock the job for this run's final write, or raise :class:`JobLost`.
+
+    A conditional UPDATE as the transaction's first statement: it takes SQLite's write
+    lock (a read first could not be upgraded once another writer committed) and
+    PostgreSQL's row lock, so recovery cannot re-queue the job before the commit.
+    """
+    taken = session.execute(sa.update(Job).where(*_owned(job_id, attempt))
+                            .values(heartbeat_at=utcnow()))
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise JobLost(f"job {job_id} attempt {attempt} is no longer running")
+    job = session.get(Job, job_id)
+    assert job is not None
+    return job
 
 
 def claim(ctx: WorkerContext, job_id: int) -> Job | None:
@@ -205,9 +261,10 @@ def execute(ctx: WorkerContext, job_id: int) -> None:
             return
         options = run_options(ctx, session, job, recording)
     assert recording.id is not None
+    attempt = job.attempts
     # A worker killed mid-normalise leaves its temp file; the re-run starts clean.
     ctx.storage.remove_partial_files(recording.id)
-    reporter = _Reporter(ctx, job_id, options.diarize)
+    reporter = _Reporter(ctx, job_id, attempt, options.diarize)
     reporter.start()
     try:
         src = ctx.storage.path_of(recording.media_path)
@@ -215,28 +272,35 @@ def execute(ctx: WorkerContext, job_id: int) -> None:
         result = run(src, options, models=ctx.models, progress=reporter,
                      normalised_out=normalised, on_stage=reporter.on_stage)
         reporter.on_stage(JobStage.store.value)
+        # The heartbeat goes on while storing: a store that waits out an outage must
+        # not look like a dead worker once the database is back.
+        store_when_reachable(ctx, job_id, recording.id, result, attempt)
         reporter.stop()
-        store(ctx, job_id, recording.id, result)
+    except JobLost as exc:
+        reporter.stop()
+        log.warning("%s: dropping this run; the job's current owner finishes it", exc)
     except CancelledError:
         reporter.stop()
-        _finish(ctx, job_id, JobState.cancelled, "cancelled by request")
+        _finish(ctx, job_id, attempt, JobState.cancelled, "cancelled by request")
     except (AudioError, ModelNotFoundError) as exc:
         # Bad media and missing models do not get better by retrying.
         reporter.stop()
-        _finish(ctx, job_id, JobState.failed, str(exc))
+        _finish(ctx, job_id, attempt, JobState.failed, str(exc))
     except Exception as exc:
         reporter.stop()
         log.exception("job %s failed", job_id)
-        _retry_or_fail(ctx, job_id, f"{type(exc).__name__}: {exc}")
+        _retry_or_fail(ctx, job_id, attempt, f"{type(exc).__name__}: {exc}")
     finally:
         reporter.stop()
 
 
-def _finish(ctx: WorkerContext, job_id: int, state: JobState, error: str | None) -> None:
+def _finish(ctx: WorkerContext, job_id: int, attempt: int, state: JobState,
+            error: str | None) -> None:
     with Session(ctx.engine) as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            return
+        try:
+            job = _take(session, job_id, attempt)
+        except JobLost:
+            return  # deleted, or no longer this run's
         job.state = state
         job.error = error[:5000] if error else None
         job.finished_at = utcnow()
@@ -254,14 +318,15 @@ def _finish(ctx: WorkerContext, job_id: int, state: JobState, error: str | None)
         session.commit()
 
 
-def _retry_or_fail(ctx: WorkerContext, job_id: int, error: str) -> None:
+def _retry_or_fail(ctx: WorkerContext, job_id: int, attempt: int, error: str) -> None:
     with Session(ctx.engine) as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            return
+        try:
+            job = _take(session, job_id, attempt)
+        except JobLost:
+            return  # deleted, or no longer this run's
         if job.attempts >= ctx.settings.job_max_attempts:
             session.close()
-            _finish(ctx, job_id, JobState.failed,
+            _finish(ctx, job_id, attempt, JobState.failed,
                     f"failed after {job.attempts} attempts; last error: {error}")
             return
         job.state = JobState.queued
@@ -283,13 +348,40 @@ def _word_dicts(segment: Any) -> list[dict[str, Any]]:
     return words
 
 
-def store(ctx: WorkerContext, job_id: int, recording_id: int, result: RunResult) -> None:
-    """Write the transcript version, its segments and speakers, in one transaction."""
+def store_when_reachable(ctx: WorkerContext, job_id: int, recording_id: int,
+                         result: RunResult, attempt: int) -> None:
+    """:func:`store`, waiting out a database outage for up to ``job_stale_seconds``.
+
+    The result may be hours of CPU; a database that is back in seconds must not cost
+    it. Past that budget the error propagates and recovery re-runs the job later.
+    """
+    deadline = time.monotonic() + ctx.settings.job_stale_seconds
+    wait = 0.5
+    while True:
+        try:
+            store(ctx, job_id, recording_id, result, attempt)
+            return
+        except DB_UNAVAILABLE_ERRORS as exc:
+            if time.monotonic() + wait > deadline:
+                raise
+            log.warning("job %s: database unreachable while storing (%s); retrying in "
+                        "%.1f s", job_id, type(exc).__name__, wait)
+            time.sleep(wait)
+            wait = min(wait * 2, STORE_RETRY_MAX_WAIT_S)
+
+
+def store(ctx: WorkerContext, job_id: int, recording_id: int, result: RunResult,
+          attempt: int) -> None:
+    """Write the transcript version, its segments and speakers, in one transaction.
+
+    Only while the job is running under ``attempt``; a run that lost its job raises
+    :class:`JobLost` and writes nothing.
+    """
     normalised_sha = sha256_file(result.normalised)
     with Session(ctx.engine) as session:
-        job = session.get(Job, job_id)
+        job = _take(session, job_id, attempt)
         recording = session.get(Recording, recording_id)
-        if job is None or recording is None:
+        if recording is None:
             return  # deleted while running; its files went with it
         if session.exec(select(Transcript.id).where(Transcript.job_id == job_id)).first():
             log.info("job %s already stored its transcript", job_id)
@@ -356,25 +448,35 @@ def recover(ctx: WorkerContext) -> list[int]:
     requeued: list[int] = []
     with Session(ctx.engine) as session:
         stale = session.exec(
-            select(Job).where(col(Job.state) == JobState.running,
-                              col(Job.heartbeat_at) < stale_before)
+            select(Job.id, Job.attempts, Job.worker).where(
+                col(Job.state) == JobState.running, col(Job.heartbeat_at) < stale_before)
         ).all()
-        for job in stale:
-            assert job.id is not None
-            if job.attempts >= ctx.settings.job_max_attempts:
-                job.state = JobState.failed
-                job.error = (f"the worker running it stopped responding {job.attempts} times "
-                             "(crash or out of memory); check the worker logs, then "
-                             "POST /api/v1/recordings/{id}/transcribe to try again")
-                job.finished_at = utcnow()
-            else:
-                job.state = JobState.queued
-                job.error = f"re-queued: worker {job.worker} stopped responding"
-                requeued.append(job.id)
-            session.add(job)
+    for job_id, attempts, worker in stale:
+        assert job_id is not None
+        if attempts >= ctx.settings.job_max_attempts:
+            values: dict[str, Any] = {
+                "state": JobState.failed, "finished_at": utcnow(),
+                "error": f"the worker running it stopped responding {attempts} times "
+                         "(crash or out of memory); check the worker logs, then "
+                         "POST /api/v1/recordings/{id}/transcribe to try again"}
+        else:
+            values = {"state": JobState.queued,
+                      "error": f"re-queued: worker {worker} stopped responding"}
+        with Session(ctx.engine) as session:
+            # Conditional, so a run that stored in the meantime, or another worker's
+            # sweep, is not overruled.
+            done = session.execute(sa.update(Job).where(
+                *_owned(job_id, attempts), col(Job.heartbeat_at) < stale_before,
+            ).values(**values))
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                session.rollback()
+                continue
             audit.record(session, actor=None, action="job-recovered", object_type="job",
-                         object_id=job.id, summary=job.error or "")
-        session.commit()
+                         object_id=job_id, summary=values["error"])
+            session.commit()
+        if values["state"] == JobState.queued:
+            requeued.append(job_id)
+    with Session(ctx.engine) as session:
         queued = session.exec(select(Job.id).where(col(Job.state) == JobState.queued)).all()
     waiting = ctx.queue.waiting_job_ids() if hasattr(ctx.queue, "waiting_job_ids") else set()
     for job_id in queued:

@@ -216,21 +216,114 @@ def test_a_job_delivered_twice_runs_once(api) -> None:
         assert len(s.exec(select(Transcript).where(Transcript.job_id == jid)).all()) == 1
 
 
-def test_store_is_idempotent_per_job(api) -> None:
-    """Even if a job really ran twice (a stale re-queue of a live worker), one version."""
+def _transcribe(api, ctx, rid: int):
     from pipelines.runner import RunOptions, run
+
+    out = api.settings.recordings_dir / str(rid) / "normalised.wav"
+    return run(PYANNOTE_SAMPLE, RunOptions(model="tiny.en", diarize=False), models=ctx.models,
+               normalised_out=out)
+
+
+def test_store_is_idempotent_per_job(api) -> None:
+    """A run stores once; storing again (a duplicate delivery's late store) changes nothing."""
     from service import tasks
 
     body = upload(api, PYANNOTE_SAMPLE).json()
     jid, rid = body["job"]["id"], body["recording"]["id"]
     ctx = _context(api)
-    out = api.settings.recordings_dir / str(rid) / "normalised.wav"
-    result = run(PYANNOTE_SAMPLE, RunOptions(model="tiny.en", diarize=False), models=ctx.models,
-                 normalised_out=out)
-    tasks.store(ctx, jid, rid, result)
-    tasks.store(ctx, jid, rid, result)
+    attempt = tasks.claim(ctx, jid).attempts
+    result = _transcribe(api, ctx, rid)
+    tasks.store(ctx, jid, rid, result, attempt)
+    with pytest.raises(tasks.JobLost):
+        tasks.store(ctx, jid, rid, result, attempt)  # the job is no longer running
     with Session(api.engine) as s:
         assert len(s.exec(select(Transcript).where(Transcript.recording_id == rid)).all()) == 1
+        assert s.get(Job, jid).state == "succeeded"
+
+
+def test_a_run_that_lost_its_job_writes_nothing(api) -> None:
+    """Worker A stalls (a database outage, a long pause) past the stale time; recovery
+    re-queues its job and worker B claims it. When A comes back, its attempt number no
+    longer matches: it may not store, finish, fail or re-queue the job, and B's run
+    stands alone."""
+    from datetime import timedelta
+
+    from service import tasks
+    from service.models.base import utcnow
+    from service.models.jobs import JobState
+
+    body = upload(api, PYANNOTE_SAMPLE).json()
+    jid, rid = body["job"]["id"], body["recording"]["id"]
+    ctx_a, ctx_b = _context(api), _context(api)
+    ctx_a.name, ctx_b.name = "worker-a:1", "worker-b:2"
+    assert tasks.claim(ctx_a, jid).attempts == 1
+    with Session(api.engine) as s:
+        job = s.get(Job, jid)
+        job.heartbeat_at = utcnow() - timedelta(seconds=api.settings.job_stale_seconds + 5)
+        s.add(job)
+        s.commit()
+    assert tasks.recover(ctx_b) == [jid]
+    assert tasks.recover(ctx_b) == [jid]  # the second sweep only re-sends it: still queued
+    assert tasks.claim(ctx_b, jid).attempts == 2
+
+    reporter = tasks._Reporter(ctx_a, jid, 1, diarize=False)
+    reporter.flush()
+    with pytest.raises(tasks.JobLost):
+        reporter.check()
+    result = _transcribe(api, ctx_a, rid)
+    with pytest.raises(tasks.JobLost):
+        tasks.store(ctx_a, jid, rid, result, 1)
+    tasks._retry_or_fail(ctx_a, jid, 1, "RuntimeError: late failure of the old run")
+    tasks._finish(ctx_a, jid, 1, JobState.failed, "late failure of the old run")
+    with Session(api.engine) as s:
+        job = s.get(Job, jid)
+        assert (job.state, job.attempts, job.worker) == ("running", 2, "worker-b:2")
+        assert s.exec(select(Transcript).where(Transcript.recording_id == rid)).all() == []
+    assert ctx_a.queue.sent == []
+
+    tasks.store(ctx_b, jid, rid, result, 2)
+    with Session(api.engine) as s:
+        job = s.get(Job, jid)
+        assert (job.state, job.attempts, job.progress) == ("succeeded", 2, 1.0)
+        assert len(s.exec(select(Transcript).where(Transcript.job_id == jid)).all()) == 1
+
+
+def test_a_store_waits_out_a_database_outage(api, monkeypatch) -> None:
+    """The database refusing connections while a finished run stores: it retries (the
+    result may be hours of CPU) instead of failing the attempt; past the budget it gives
+    up and the error propagates."""
+    import sqlalchemy as sa
+
+    from service import tasks
+
+    body = upload(api, PYANNOTE_SAMPLE).json()
+    jid, rid = body["job"]["id"], body["recording"]["id"]
+    ctx = _context(api)
+    attempt = tasks.claim(ctx, jid).attempts
+    result = _transcribe(api, ctx, rid)
+    real_store, calls = tasks.store, []
+
+    def flaky(*args, **kwargs):
+        calls.append(time.monotonic())
+        if len(calls) <= 2:
+            raise sa.exc.OperationalError("connect", {}, ConnectionRefusedError(111, "refused"))
+        return real_store(*args, **kwargs)
+
+    monkeypatch.setattr(tasks, "store", flaky)
+    tasks.store_when_reachable(ctx, jid, rid, result, attempt)
+    assert len(calls) == 3 and calls[2] - calls[0] >= 1.0  # waited 0.5 s, then 1 s
+    with Session(api.engine) as s:
+        assert s.get(Job, jid).state == "succeeded"
+
+    def down(*args, **kwargs):
+        raise sa.exc.OperationalError("connect", {}, ConnectionRefusedError(111, "refused"))
+
+    monkeypatch.setattr(tasks, "store", down)
+    ctx.settings = ctx.settings.model_copy(update={"job_stale_seconds": 2})
+    started = time.monotonic()
+    with pytest.raises(sa.exc.OperationalError):
+        tasks.store_when_reachable(ctx, jid, rid, result, attempt)
+    assert time.monotonic() - started < 4
 
 
 def test_recover_requeues_stale_and_lost_jobs(api, tmp_path: Path) -> None:

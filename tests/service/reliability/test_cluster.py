@@ -9,7 +9,9 @@ One cluster serves the whole module, in this order (each test leaves it healthy)
    (recovery re-queues from the Job table), and an upload during the outage is accepted.
 3. PostgreSQL unreachable for 10 s (through a proxy): /readyz and ordinary endpoints
    answer a clean 503 saying so, then recover without a restart.
-4. The API killed (SIGKILL) mid-upload: after a restart no row and no file remains.
+4. A worker's PostgreSQL cut off for 10 s mid-job (through its own proxy): the run goes
+   on, stores once the database is back, and the job succeeds on its first attempt.
+5. The API killed (SIGKILL) mid-upload: after a restart no row and no file remains.
 
 The API reaches PostgreSQL through ``TcpProxy`` so that test 3 can cut it off; the
 workers connect directly. Redis is a private server the module owns.
@@ -272,6 +274,51 @@ def test_postgres_outage_is_a_clean_503_then_recovers(cluster: Cluster) -> None:
     with cluster.engine.connect() as conn:
         names = conn.execute(sa.text("SELECT name FROM person")).scalars().all()
     assert "during outage" not in names and "after outage" in names
+
+
+def test_worker_cut_off_from_postgres_mid_job_finishes_it_once(cluster: Cluster,
+                                                              tmp_path: Path) -> None:
+    pg = sa.engine.make_url(POSTGRES_URL)
+    proxy = TcpProxy((pg.host or "127.0.0.1", pg.port or 5432))
+    proxy.up()
+    proxied = pg.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    # A stale time well past the outage: this checks that the run survives it (taking a
+    # job over from a worker that stalled too long is test_jobs' fencing test).
+    settings = cluster.direct.model_copy(update={"database_url": proxied,
+                                                 "job_stale_seconds": 90})
+    for w in cluster.workers:
+        w.pause()  # only the cut-off worker takes the job
+    worker = None
+    try:
+        worker = Worker(settings, tmp_path / "worker-cut-off.log")
+        worker.wait_ready()
+        with cluster.client(timeout=120) as c:
+            r = upload_file(c, PYANNOTE_SAMPLE, "worker loses its database")
+        assert r.status_code == 201, r.text
+        job_id, recording_id = r.json()["job"]["id"], r.json()["recording"]["id"]
+        # Past normalising: the run holds no database session from here on but its
+        # progress writes, so the outage hits the run, not its set-up.
+        wait_for("the job to be transcribing", lambda: (
+            lambda j: j["state"] == "running" and j["stage"] != "normalise")(
+            cluster.jobs([job_id])[job_id]), timeout=120, interval=0.05)
+        proxy.down()
+        time.sleep(OUTAGE_S)
+        proxy.up()
+        job = cluster.wait_final([job_id])[job_id]
+        log = worker.log.read_text(errors="replace")
+    finally:
+        if worker is not None:
+            worker.stop()
+        proxy.down()
+        for w in cluster.workers:
+            w.resume()
+    assert "database unreachable" in log, log[-3000:]  # the outage did hit the run
+    assert (job["state"], job["attempts"]) == ("succeeded", 1), (job, log[-3000:])
+    [stored] = cluster.exactly_once([job_id])
+    assert stored.worker == worker.name
+    recording_dir = Storage(cluster.direct.recordings_dir).recording_dir(recording_id)
+    assert sorted(p.name for p in recording_dir.iterdir()) == ["normalised.wav",
+                                                               "original.wav"]
 
 
 def test_api_killed_mid_upload_leaves_no_row_and_no_file(cluster: Cluster) -> None:
