@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlmodel import Session
 
 from service.api import (
     audit,
@@ -27,6 +28,7 @@ from service.api import (
     users,
 )
 from service.config import Settings, get_settings
+from service.crud.recordings import finish_interrupted_placements
 from service.db import DB_UNAVAILABLE_ERRORS, database_unavailable, make_engine, migrate
 from service.queue import HueyQueue, JobQueue, make_huey
 from service.storage import Storage
@@ -91,6 +93,11 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         removed = storage.cleanup_stale_temp()
         if removed:
             log.warning("removed %d temp file(s) left by interrupted uploads", len(removed))
+        with Session(engine) as session:
+            orphans = finish_interrupted_placements(session, storage)
+        if orphans:
+            log.warning("removed %d original(s) placed by an upload that was killed before "
+                        "its row was committed: %s", len(orphans), ", ".join(orphans))
         app.state.settings = settings
         app.state.engine = engine
         app.state.storage = storage

@@ -6,10 +6,14 @@ Layout under the recordings root (see recordings/README.md)::
     <root>/<recording id>/normalised.wav     16 kHz mono PCM made by the worker
     <root>/.tmp/<host>/<pid>-<random>.part   uploads in flight (same filesystem, so
                                              placing one is an atomic rename)
+    <root>/.tmp/<host>/<pid>-<random>.placing  a placement's journal: the path of an
+                                             original moved into place whose row is not
+                                             known to be committed yet
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -19,6 +23,7 @@ import socket
 from pathlib import Path
 
 CHUNK = 1024 * 1024
+PLACING = ".placing"
 
 #: ffprobe format names to the extension the stored original gets.
 FORMAT_EXTENSIONS = {
@@ -70,29 +75,44 @@ class Storage:
     def cleanup_stale_temp(self) -> list[Path]:
         """Remove temp uploads whose writer is gone (an API killed mid-upload).
 
-        Only this host's temp area is swept, never a recording's directory. A file is
-        stale when the process named in it is dead, or when that pid now belongs to a
-        process that started after the file was last written: a restarted container
-        gives its server the same pid (often 1) as the one that was killed.
+        Only this host's temp area is swept, never a recording's directory (placement
+        journals are left to :meth:`stale_placements`).
         """
         removed: list[Path] = []
         if not self.tmp_dir.exists():
             return removed
         for p in self.tmp_dir.iterdir():
-            pid_part = p.name.split("-", 1)[0]
-            if pid_part.isdigit() and int(pid_part) != 0 and _pid_alive(int(pid_part)):
-                started = _process_started_at(int(pid_part))
-                try:
-                    written = p.stat().st_mtime
-                except FileNotFoundError:
-                    continue
-                # One second of slack for coarse timestamps; a live upload keeps
-                # writing, so its mtime is always after its own process started.
-                if started is None or written >= started - 1.0:
-                    continue
+            if p.suffix == PLACING or not _writer_gone(p):
+                continue
             p.unlink(missing_ok=True)
             removed.append(p)
         return removed
+
+    def stale_placements(self) -> list[tuple[Path, str]]:
+        """Journals left by a process that died while placing an original: (journal,
+        the original's path relative to the root). Whether that original has a row
+        decides if it stays; see ``crud.recordings.finish_interrupted_placements``."""
+        if not self.tmp_dir.exists():
+            return []
+        found = []
+        for p in self.tmp_dir.glob(f"*{PLACING}"):
+            if _writer_gone(p):
+                try:
+                    found.append((p, p.read_text().strip()))
+                except FileNotFoundError:
+                    continue
+        return found
+
+    def remove_placed(self, relative: str) -> bool:
+        """Delete an original that never got its row, and its directory if now empty."""
+        path = self.path_of(relative)
+        if not path.exists():
+            return False
+        path.chmod(0o644)
+        path.unlink()
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # only if empty: a worker may have written beside it
+        return True
 
     def recording_dir(self, recording_id: int) -> Path:
         return self.root / str(int(recording_id))
@@ -104,14 +124,32 @@ class Storage:
             raise ValueError(f"stored path escapes the recordings root: {relative!r}")
         return path
 
-    def place_original(self, tmp: Path, recording_id: int, ext: str) -> str:
-        """Move an uploaded temp file into place; returns the path relative to the root."""
+    def place_original(self, tmp: Path, recording_id: int, ext: str) -> tuple[str, Path]:
+        """Move an uploaded temp file into place.
+
+        Returns the path relative to the root and the placement's journal, which the
+        caller deletes once the row is committed (or the placement undone). A process
+        killed in between leaves the journal, and the next start removes the original
+        if no row names it: without it, that file would be an orphan nobody could
+        tell from a restore in progress.
+        """
         target_dir = self.recording_dir(recording_id)
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / f"original.{ext}"
-        tmp.replace(target)
-        target.chmod(0o444)
-        return str(target.relative_to(self.root))
+        relative = str(target.relative_to(self.root))
+        self.ensure()
+        journal = self.tmp_dir / f"{os.getpid()}-{secrets.token_hex(8)}{PLACING}"
+        with journal.open("w") as f:
+            f.write(relative)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            tmp.replace(target)
+            target.chmod(0o444)
+        except BaseException:
+            journal.unlink(missing_ok=True)
+            raise
+        return relative, journal
 
     def remove_partial_files(self, recording_id: int) -> list[Path]:
         """Delete half-written files (``.*.tmp``) a killed worker left in a recording's dir."""
@@ -130,6 +168,26 @@ class Storage:
 
 def extension_for(format_name: str) -> str:
     return FORMAT_EXTENSIONS.get(format_name, "bin")
+
+
+def _writer_gone(path: Path) -> bool:
+    """Whether the process named in a temp file's name (``<pid>-…``) is gone.
+
+    Gone means dead, or its pid now belongs to a process that started after the file
+    was last written: a restarted container gives its server the same pid (often 1) as
+    the one that was killed.
+    """
+    pid_part = path.name.split("-", 1)[0]
+    if not (pid_part.isdigit() and int(pid_part) != 0 and _pid_alive(int(pid_part))):
+        return True
+    started = _process_started_at(int(pid_part))
+    try:
+        written = path.stat().st_mtime
+    except FileNotFoundError:
+        return False  # already handled by its writer
+    # One second of slack for coarse timestamps; a live writer's files are always
+    # written after its own process started.
+    return started is not None and written < started - 1.0
 
 
 def _process_started_at(pid: int) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import shutil
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy import exists, func, update
 from sqlmodel import Session, col, select
@@ -108,8 +109,9 @@ def create_recording(
         object_id=recording.id,
         summary=f"{upload.size} bytes, sha256 {upload.sha256[:12]}…, {duration:.1f} s",
     )
+    journal: Path | None = None
     try:
-        recording.media_path = storage.place_original(
+        recording.media_path, journal = storage.place_original(
             upload.tmp_path, recording.id, extension_for(format_name)
         )
         session.add(recording)
@@ -118,7 +120,26 @@ def create_recording(
         session.rollback()
         storage.remove_recording(recording.id)
         raise
+    finally:
+        if journal is not None:
+            journal.unlink(missing_ok=True)
     return recording, job
+
+
+def finish_interrupted_placements(session: Session, storage: Storage) -> list[str]:
+    """Settle placements a killed process left half done; returns the originals removed.
+
+    A journal whose original has a row: the commit happened, only the clean-up did not.
+    One without: the row was never committed, so the file is an orphan and goes.
+    """
+    removed = []
+    for journal, relative in storage.stale_placements():
+        has_row = session.exec(
+            select(Recording.id).where(Recording.media_path == relative)).first()
+        if has_row is None and storage.remove_placed(relative):
+            removed.append(relative)
+        journal.unlink(missing_ok=True)
+    return removed
 
 
 def _dedupe(participants: Sequence[ParticipantIn]) -> list[ParticipantIn]:

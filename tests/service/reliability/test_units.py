@@ -87,3 +87,45 @@ def test_database_errors_that_are_outages_are_503_and_bugs_stay_500() -> None:
         r = client.get("/pool")
         assert r.status_code == 503 and "overloaded" in r.json()["detail"], r.text
         assert client.get("/bug").status_code == 500
+
+
+def test_a_placement_killed_before_its_commit_is_undone_at_the_next_start(
+        api, tmp_path: Path) -> None:
+    """The window the upload's own clean-up cannot cover: the original moved into place,
+    the process killed before the row committed. Its journal survives the kill; the next
+    start removes the original if no row names it, and only then."""
+    from service.app import create_app
+    from service.models.recordings import Recording
+
+    storage: Storage = api.client.app.state.storage
+    rid = create_recording(api, tmp_path, "committed")
+    assert not list(storage.tmp_dir.glob("*.placing")), "a finished upload keeps no journal"
+    with Session(api.engine) as session:
+        committed = session.get(Recording, rid).media_path
+
+    def place(recording_id: int, pid: int) -> tuple[str, Path]:
+        tmp = storage.new_temp()
+        tmp.write_bytes(b"RIFF" + bytes(64))
+        relative, journal = storage.place_original(tmp, recording_id, "wav")
+        moved = journal.with_name(f"{pid}-{journal.name.split('-', 1)[1]}")
+        journal.rename(moved)
+        return relative, moved
+
+    dead_pid = 999_999_999  # no such process
+    orphan, orphan_journal = place(rid + 1000, dead_pid)
+    in_flight, live_journal = place(rid + 2000, os.getpid())  # this process: still placing
+    # Killed after the commit but before removing its journal: the row names the file.
+    late_journal = storage.tmp_dir / f"{dead_pid}-00000000000000ff.placing"
+    late_journal.write_text(committed)
+    assert storage.path_of(orphan).exists()
+
+    with TestClient(create_app(api.settings)):  # a restart: the lifespan settles them
+        pass
+
+    assert not storage.path_of(orphan).exists()
+    assert not storage.recording_dir(rid + 1000).exists()
+    assert not orphan_journal.exists() and not late_journal.exists()
+    assert storage.path_of(committed).exists()
+    assert storage.path_of(in_flight).exists() and live_journal.exists()
+    with Session(api.engine) as session:
+        assert session.exec(select(Recording.id)).all() == [rid]
