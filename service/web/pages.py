@@ -137,5 +137,8 @@ def transcript_page(request: Request, recording_id: int, session: SessionDep, us
     return render(request, user, "transcript.html", {
         "recording": recording, "transcript": transcript, "revisions": revisions,
         "lanes": lanes, "people": people, "formats": EXPORT_FORMATS,
+        # The interview's own participants head the speaker menus: SPEAKER_00 is one of
+        # them far more often than anyone else in the archive.
+        "participant_ids": {p.person_id for p in recording.participants},
         "timeline_width": views.TIMELINE_WIDTH, "lane_height": views.LANE_HEIGHT,
     })

@@ -44,9 +44,8 @@ def sign_in(page: Any, server: Server, role: str, path: str) -> None:
 
 
 def test_issue_flow(server: Server, browser: Any) -> None:
-    person = server.api("POST", "/people", json={"name": "闫俊杰", "kind": "founder"})
-    assert person.status_code == 201, person.text
-    person_id = person.json()["id"]
+    other = server.api("POST", "/people", json={"name": "张三", "kind": "other"})
+    assert other.status_code == 201, other.text
     context = browser.new_context(viewport={"width": WIDE, "height": 900})
     page = context.new_page()
     errors: list[str] = []
@@ -55,13 +54,24 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     # --- researcher: sign in, upload with a byte progress bar, follow the job live -----
     sign_in(page, server, "researcher", "/recordings")
     shoot(page, "01-login-done-recordings-empty")
+    # The interviewee is not in the archive yet: added from the upload form, ticked.
+    page.fill("#upload input[name=new_person]", "闫俊杰")
+    page.fill("#upload input[name=new_organisation]", "MiniMax")
+    page.click("#add-person")
+    added = page.locator(".participant:has-text('闫俊杰') input[name=participant]")
+    added.wait_for()
+    assert added.is_checked()
+    person_id = int(added.get_attribute("value"))
+    assert server.api("GET", f"/people/{person_id}").json()["organisation"] == "MiniMax"
     page.set_input_files("#upload input[name=file]", str(PYANNOTE_SAMPLE))
     page.fill("#upload input[name=title]", "样本访谈 sample interview")
     page.select_option("#upload select[name=language]", "en")
     page.fill("#upload input[name=num_speakers]", "2")
-    page.check(f"#upload input[name=participant][value='{person_id}']")
     page.click("#upload button[type=submit]")
     page.wait_for_selector("#upload-status:has-text('Uploaded')")
+    # In the list at once, without a reload.
+    assert "样本访谈" in page.text_content("#recording-rows tr.just-added")
+    assert page.text_content("#recording-count") == "1 recording"
     loaded, total = page.eval_on_selector("#upload-progress", "e => [e.value, e.max]")
     assert loaded == total >= PYANNOTE_SAMPLE.stat().st_size
     page.wait_for_selector("tr.job.state-running", timeout=90_000)
@@ -84,6 +94,11 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     quoted = page.locator(".seg").nth(1)
     label = quoted.get_attribute("data-speaker")
     speaker_row = page.locator(f".speaker-row[data-label='{label}']")
+    # The interview's participants come first in the menu, then everyone else.
+    groups = speaker_row.locator("optgroup")
+    assert groups.nth(0).get_attribute("label") == "In this interview"
+    assert groups.nth(0).locator("option").all_text_contents() == ["闫俊杰"]
+    assert "张三" in groups.nth(1).locator("option").all_text_contents()
     speaker_row.locator("select").select_option(str(person_id))
     speaker_row.locator(".save-speaker").click()
     page.wait_for_selector(f".speaker-row[data-label='{label}'] .speaker-name:has-text('闫俊杰')")
@@ -170,5 +185,13 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     page.wait_for_selector("#impact li")
     assert "样本 (drafted)" in page.text_content("#impact")
     shoot(page, "09-consent-cleared")
+    # Withdrawal asks for its reason on the page; the quote is blocked again.
+    page.click("details.withdraw summary")
+    page.fill("form.withdraw-form input[name=reason]", "闫俊杰 asked to withdraw on 11-25")
+    page.click("form.withdraw-form button[type=submit]")
+    page.wait_for_selector("table.agreements .consent-withdrawn")
+    assert "asked to withdraw" in page.text_content("table.agreements")
+    report = page.locator(f"tr.clear-row[data-quote='{quote_id}']")
+    assert "blocked" in report.get_attribute("class"), report.text_content()
     assert errors == [], errors
     context.close()

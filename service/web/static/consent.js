@@ -34,12 +34,13 @@
     } catch (err) { toast(err.message, true); }
   });
 
-  for (const button of document.querySelectorAll("button.withdraw")) {
-    button.addEventListener("click", async () => {
-      const reason = prompt("Why is the consent withdrawn? (kept with the record)");
+  for (const form of document.querySelectorAll("form.withdraw-form")) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const reason = form.elements.reason.value.trim();
       if (!reason) return;
       try {
-        await api("POST", `/api/v1/consents/${button.dataset.consent}/withdraw`, { reason });
+        await api("POST", `/api/v1/consents/${form.dataset.consent}/withdraw`, { reason });
         location.reload();
       } catch (err) { toast(err.message, true); }
     });

@@ -20,6 +20,69 @@
     return out;
   }
 
+  // The list shows a new upload at once, without a reload (its status then lives in
+  // the job panel until the page is next loaded).
+  function showNewRecording(rec) {
+    const rows = document.getElementById("recording-rows");
+    if (!rows) return;
+    const row = document.createElement("tr");
+    const cell = (...children) => {
+      const td = document.createElement("td");
+      td.append(...children);
+      row.append(td);
+      return td;
+    };
+    const link = document.createElement("a");
+    link.href = `/recordings/${rec.id}`;
+    link.textContent = rec.title;
+    cell(link);
+    const badge = document.createElement("span");
+    badge.className = `badge status-${rec.status}`;
+    badge.textContent = rec.status;
+    cell(badge);
+    cell(Sourcebook.clock(rec.duration || 0));
+    const none = document.createElement("span");
+    none.className = "muted";
+    none.textContent = "–";
+    cell(none);
+    cell(none.cloneNode(true)); // consent: shown once the page is next loaded
+    row.classList.add("just-added");
+    rows.prepend(row);
+    const count = document.getElementById("recording-count");
+    if (count) {
+      const n = Number(count.dataset.count) + 1;
+      count.dataset.count = n;
+      count.textContent = `${n} recording${n === 1 ? "" : "s"}`;
+    }
+  }
+
+  // A person who is not in the archive yet can be added here and ticked at once.
+  const addPerson = document.getElementById("add-person");
+  addPerson?.addEventListener("click", async () => {
+    const name = form.elements.new_person.value.trim();
+    if (!name) {
+      Sourcebook.toast("Type the person's name first.", true);
+      return;
+    }
+    const body = { name };
+    const organisation = form.elements.new_organisation.value.trim();
+    if (organisation) body.organisation = organisation;
+    try {
+      const person = await Sourcebook.api("POST", "/api/v1/people", body);
+      const item = document.getElementById("participant-template").content.cloneNode(true);
+      const box = item.querySelector("input");
+      box.value = person.id;
+      box.checked = true; // ticked for this upload, not by default for the next one
+      item.querySelector(".participant-name").textContent = person.name;
+      item.querySelector("select").name = `role-${person.id}`;
+      item.querySelector("select").setAttribute("aria-label", `Role of ${person.name}`);
+      addPerson.closest(".add-person").before(item);
+      document.getElementById("no-people")?.remove();
+      form.elements.new_person.value = "";
+      form.elements.new_organisation.value = "";
+    } catch (err) { Sourcebook.toast(err.message, true); }
+  });
+
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const file = form.elements.file.files[0];
@@ -45,8 +108,13 @@
       let data = null;
       try { data = JSON.parse(xhr.responseText); } catch { data = null; }
       if (xhr.status === 201) {
-        status.textContent = `Uploaded: recording ${data.recording.id}, job ${data.job.id} queued.`;
+        status.textContent = "";
+        const link = document.createElement("a");
+        link.href = `/recordings/${data.recording.id}`;
+        link.textContent = data.recording.title;
+        status.append("Uploaded ", link, `: job ${data.job.id} is queued; its progress is below.`);
         status.dataset.recording = data.recording.id;
+        showNewRecording(data.recording);
         form.reset();
         if (window.htmx) htmx.trigger(document.body, "sb:uploaded");
       } else {
