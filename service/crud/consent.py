@@ -495,22 +495,30 @@ def totals(rows: Sequence[ClearanceRow]) -> dict[str, int]:
     return counts
 
 
-def clearance_report(session: Session, *, as_of: date, chapter_id: int | None,
-                     actor: User | None, fmt: str) -> ClearanceReport:
-    """The clearance of a chapter (or the book) as a report; the request is audited."""
+def clearance_view(session: Session, *, as_of: date, chapter_id: int | None,
+                   ) -> ClearanceReport:
+    """The clearance of a chapter (or the book), as the consent page shows it: not
+    audited, since every page load (and the reload after each consent saved) would
+    otherwise add an event."""
     if chapter_id is not None and session.get(Chapter, chapter_id) is None:
         raise ConsentError(404, f"No chapter with id {chapter_id}. List chapters with GET "
                                 "/api/v1/chapters.")
     rows = clearance(session, as_of=as_of, chapter_id=chapter_id)
-    counts = totals(rows)
+    return ClearanceReport(data=rows, count=len(rows), as_of=as_of, chapter_id=chapter_id,
+                           totals=totals(rows))
+
+
+def clearance_report(session: Session, *, as_of: date, chapter_id: int | None,
+                     actor: User | None, fmt: str) -> ClearanceReport:
+    """The clearance as a report taken away (the API, a download, the CLI): audited."""
+    report = clearance_view(session, as_of=as_of, chapter_id=chapter_id)
     audit.record(session, actor=actor, action="clearance-report",
                  object_type="chapter" if chapter_id is not None else "book",
                  object_id=chapter_id,
-                 summary=f"as of {as_of}, {fmt}: {len(rows)} quote use(s), "
-                 + ", ".join(f"{v} {k}" for k, v in counts.items()))
+                 summary=f"as of {as_of}, {fmt}: {report.count} quote use(s), "
+                 + ", ".join(f"{v} {k}" for k, v in report.totals.items()))
     session.commit()
-    return ClearanceReport(data=rows, count=len(rows), as_of=as_of, chapter_id=chapter_id,
-                           totals=counts)
+    return report
 
 
 CSV_COLUMNS = ("quote_id", "chapter_id", "chapter", "usage", "status", "attribution",

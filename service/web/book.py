@@ -174,8 +174,7 @@ def consent_page(request: Request, session: SessionDep, user: Editor,
                         consent_crud.list_restrictions(session, recording_id=recording_id)]
     day = as_of or date.today()
     try:
-        report = consent_crud.clearance_report(session, as_of=day, chapter_id=chapter_id,
-                                               actor=user, fmt="page")
+        report = consent_crud.clearance_view(session, as_of=day, chapter_id=chapter_id)
     except consent_crud.ConsentError as exc:
         raise not_found("chapter", chapter_id or 0) from exc
     impact_rows = None

@@ -171,6 +171,20 @@ def test_pages_show_the_book_state(api: Api, tmp_path: Path) -> None:
     consent = api.client.get("/consent", params={"recording": ids["r_luo"],
                                                  "impact": ids["c_yan"]}).text
     assert "Impact of withdrawing agreement" in consent and "第五章" in consent
+
+    def reports() -> int:
+        r = api.client.get("/api/v1/audit/log", params={"action": "clearance-report"},
+                           headers=api.headers("admin"))
+        return int(r.json()["count"])
+
+    # Looking at the page is not an audited report (it reloads after every change);
+    # taking the report away is.
+    viewed = reports()
+    for _ in range(3):
+        assert api.client.get("/consent").status_code == 200
+    assert reports() == viewed
+    assert api.client.get("/api/v1/clearance", params={"format": "md"}).status_code == 200
+    assert reports() == viewed + 1
     sign_in(api, "researcher")
     listing = api.client.get("/recordings").text
     assert "consent-granted" in listing and "consent-pending" in listing
