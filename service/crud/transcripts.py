@@ -22,7 +22,7 @@ Decisions (documented for the API):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -148,27 +148,46 @@ def transcript_json(session: Session, transcript: Transcript, *, user: User) -> 
     as a pre-encoded fragment; the head goes through the models. A test compares the
     result with :func:`to_public` for each role.
     """
-    rows = session.connection().execute(
+    rows = _segment_rows(session, transcript)
+    head = _Head(session, transcript, {row.speaker for row in rows}, user)
+    segments = [_segment_fields(row, head, lambda raw: orjson.Fragment(raw)) for row in rows]
+    top = TranscriptView(**head.fields(), segments=[]).model_dump_json(exclude={"segments"})
+    return f'{top[:-1]},"segments":'.encode() + orjson.dumps(segments) + b"}"
+
+
+def for_page(session: Session, transcript: Transcript, *, user: User) -> TranscriptView:
+    """:func:`to_public` for rendering a page, not for serialising: each segment's words
+    stay the stored dicts. Validating them into WordPublic took 0.4 s for the 75 000
+    words of a 3-hour interview."""
+    rows = _segment_rows(session, transcript)
+    head = _Head(session, transcript, {row.speaker for row in rows}, user)
+    return TranscriptView(**head.fields(), segments=[
+        SegmentView.model_construct(**_segment_fields(row, head, orjson.loads))
+        for row in rows])
+
+
+def _segment_rows(session: Session, transcript: Transcript) -> Sequence[Any]:
+    return session.connection().execute(
         sa.select(*_SEGMENT_COLUMNS, sa.cast(col(Segment.words), sa.Text).label("raw_words"))
         .where(col(Segment.transcript_id) == transcript.id).order_by(col(Segment.idx))
     ).all()
-    head = _Head(session, transcript, {row.speaker for row in rows}, user)
-    segments = []
-    for row in rows:
-        level = overlapping_level(row.start, row.end, head.spans)
-        hidden = head.redact and is_hidden(level)
-        person_id, name = head.names.get(row.speaker, (None, None))
-        # Keys in SegmentView's field order (the test compares the two paths).
-        segments.append({
-            "id": row.id, "start": row.start, "end": row.end, "speaker": row.speaker,
-            "person_id": person_id, "name": name,
-            "text": RESTRICTED_TEXT if hidden else row.text, "language": row.language,
-            "words": orjson.Fragment("[]" if hidden or not row.raw_words else row.raw_words),
-            "words_timed": row.words_timed, "edited": row.edited,
-            "restricted": None if level is None else level.value,
-        })
-    top = TranscriptView(**head.fields(), segments=[]).model_dump_json(exclude={"segments"})
-    return f'{top[:-1]},"segments":'.encode() + orjson.dumps(segments) + b"}"
+
+
+def _segment_fields(row: Any, head: _Head, words: Callable[[str], Any],
+                    ) -> dict[str, Any]:
+    """A segment row as SegmentView's fields (in its order: a test compares the JSON
+    with the model path), the stored words JSON turned into ``words(raw)``."""
+    level = overlapping_level(row.start, row.end, head.spans)
+    hidden = head.redact and is_hidden(level)
+    person_id, name = head.names.get(row.speaker, (None, None))
+    return {
+        "id": row.id, "start": row.start, "end": row.end, "speaker": row.speaker,
+        "person_id": person_id, "name": name,
+        "text": RESTRICTED_TEXT if hidden else row.text, "language": row.language,
+        "words": words("[]" if hidden or not row.raw_words else row.raw_words),
+        "words_timed": row.words_timed, "edited": row.edited,
+        "restricted": None if level is None else level.value,
+    }
 
 
 #: What :func:`transcript_json` reads of a segment besides its words.

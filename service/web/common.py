@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -43,7 +43,19 @@ def _marks(snippet: str, open_mark: str, close_mark: str) -> Markup:
                   .replace(str(escape(close_mark)), "</mark>"))
 
 
+def _word_spans(words: Sequence[dict[str, Any]]) -> Markup:
+    """A segment's stored words as ``<span class="w">`` with their times, escaped.
+
+    Built here rather than in a template loop: Jinja took ~0.85 s for the 75 000 words
+    of a 3-hour interview, this ~0.1 s.
+    """
+    return Markup("".join(  # noqa: S704 - every word's text is escaped
+        f'<span class="w" data-s="{w["start"]}" data-e="{w["end"]}">{escape(w["text"])}</span>'
+        for w in words))
+
+
 templates.env.filters["clock"] = _clock
+templates.env.filters["word_spans"] = _word_spans
 templates.env.filters["marks"] = _marks
 
 

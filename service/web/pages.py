@@ -116,7 +116,7 @@ def transcript_page(request: Request, recording_id: int, session: SessionDep, us
     """The transcript with audio, speakers, corrections, restrictions and a timeline."""
     recording = rec_crud.to_public(session, get_recording(session, user, recording_id))
     try:
-        transcript = tr_crud.to_public(
+        transcript = tr_crud.for_page(
             session, tr_crud.get_transcript(session, recording_id=recording_id,
                                             version=version), user=user)
     except tr_crud.NoTranscript:

@@ -117,13 +117,20 @@
     const range = sel.getRangeAt(0);
     const container = document.getElementById("segments");
     if (!container.contains(range.commonAncestorContainer)) return null;
-    const words = Array.from(container.querySelectorAll(".w")).filter((w) => range.intersectsNode(w));
+    // Only the segments the selection runs through: a 3-hour interview has ~75 000
+    // words, and this runs on every selectionchange.
+    const segOf = (node) => (node.nodeType === 1 ? node : node.parentElement)?.closest(".seg");
+    const first = segments.indexOf(segOf(range.startContainer));
+    const last = segments.indexOf(segOf(range.endContainer));
+    const touched = segments.slice(Math.max(first, 0), last < 0 ? segments.length : last + 1);
+    const words = touched.flatMap((s) => Array.from(s.querySelectorAll(".w")))
+      .filter((w) => range.intersectsNode(w));
     if (words.length) {
       return { body: { recording_id: recordingId, start: Number(words[0].dataset.s), end: Number(words[words.length - 1].dataset.e) },
                text: sel.toString() };
     }
     // Segments without word times (e.g. corrected ones): quote them whole.
-    const segs = segments.filter((s) => range.intersectsNode(s.querySelector(".seg-text")));
+    const segs = touched.filter((s) => range.intersectsNode(s.querySelector(".seg-text")));
     if (!segs.length) return null;
     return { body: { segment_ids: segs.map((s) => Number(s.dataset.id)) }, text: sel.toString() };
   }
