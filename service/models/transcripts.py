@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
+from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
 from service.models.base import json_column, ts_column, utcnow
@@ -81,6 +82,9 @@ class WordPublic(BaseModel):
     end: float
     text: str
     probability: float
+    #: The word as Whisper wrote it, when the stored text is its simplified-Chinese
+    #: normalisation (閆 -> 闫); absent otherwise.
+    original: str | None = PydanticField(default=None, exclude_if=lambda v: v is None)
 
 
 class SegmentPublic(SQLModel):
