@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import col
 
 from service.access import get_recording, recording_filter
 from service.api.deps import AnyUser, Offset, Staff
@@ -17,7 +19,7 @@ from service.crud import recordings as rec_crud
 from service.crud import transcripts as tr_crud
 from service.db import SessionDep
 from service.models.jobs import JobState
-from service.models.recordings import ParticipantRole, RecordingSource
+from service.models.recordings import ParticipantRole, Recording, RecordingSource
 from service.models.transcripts import Segment
 from service.web import views
 from service.web.common import PageRoute, render, templates
@@ -26,6 +28,16 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 PAGE_SIZE = 50
 EXPORT_FORMATS = ("txt", "md", "srt", "vtt", "json", "docx")
+#: What a restriction badge on a segment means, for the reader who meets it.
+RESTRICTION_HELP = {
+    "off_record": "Off the record: the speaker asked that this not be used. Authors see "
+                  "[restricted]; editors see the text, which may inform but never be quoted.",
+    "deep_background": "Deep background: may inform the book, never quoted or attributed. "
+                       "Authors see [restricted].",
+    "embargo": "Embargoed: may not be published before the date the restriction lifts "
+               "(see the consent page).",
+    "background": "Background: may be quoted only with the agreed descriptor, not by name.",
+}
 
 
 def _safe_next(target: str) -> str:
@@ -107,7 +119,11 @@ def jobs_fragment(request: Request, session: SessionDep, user: Staff) -> HTMLRes
     """The live job panel (htmx polls it): stage, progress and a cancel button."""
     jobs, _ = job_crud.list_jobs(session, visible=recording_filter(user), limit=8)
     active = any(j.state in (JobState.queued, JobState.running) for j in jobs)
-    return render(request, user, "_jobs.html", {"jobs": jobs, "active": active})
+    titles = dict(session.execute(
+        sa.select(col(Recording.id), col(Recording.title))
+        .where(col(Recording.id).in_({j.recording_id for j in jobs}))).tuples().all())
+    return render(request, user, "_jobs.html", {"jobs": jobs, "active": active,
+                                                "titles": titles})
 
 
 @router.get("/recordings/{recording_id}", response_class=HTMLResponse)
@@ -140,5 +156,6 @@ def transcript_page(request: Request, recording_id: int, session: SessionDep, us
         # The interview's own participants head the speaker menus: SPEAKER_00 is one of
         # them far more often than anyone else in the archive.
         "participant_ids": {p.person_id for p in recording.participants},
+        "restriction_help": RESTRICTION_HELP,
         "timeline_width": views.TIMELINE_WIDTH, "lane_height": views.LANE_HEIGHT,
     })

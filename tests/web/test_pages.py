@@ -10,8 +10,11 @@ import re
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
+from sqlmodel import Session
 
 from service.auth import CSRF_HEADER, SESSION_COOKIE, csrf_token
+from service.models.recordings import Recording
 from tests.conftest import Api
 from tests.factories import add_transcript
 from tests.service.factories_consent import create_person, create_recording, small_book
@@ -165,6 +168,7 @@ def test_pages_show_the_book_state(api: Api, tmp_path: Path) -> None:
     sign_in(api, "editor")
     page = api.client.get(f"/recordings/{ids['r_inv']}").text
     assert "另一家基金" in page and "off record" in page  # marked, not hidden
+    assert 'title="Off the record: the speaker asked' in page  # the badge says what it means
     consent = api.client.get("/consent", params={"chapter": ids["ch4"],
                                                  "as_of": "2026-10-01"}).text
     assert "clear-blocked" in consent and "clear-cleared" in consent
@@ -188,6 +192,10 @@ def test_pages_show_the_book_state(api: Api, tmp_path: Path) -> None:
     sign_in(api, "researcher")
     listing = api.client.get("/recordings").text
     assert "consent-granted" in listing and "consent-pending" in listing
+    jobs = api.client.get("/recordings/jobs").text  # each job names its recording
+    with Session(api.engine) as session:
+        title = session.get(Recording, ids["r_inv"]).title
+    assert f'<a href="/recordings/{ids["r_inv"]}">{escape(title)}</a>' in jobs
 
 
 def test_the_chapter_tree_shows_every_linked_quote_whatever_the_page(
