@@ -351,3 +351,26 @@ def test_pipeline_errors_are_pipeline_errors() -> None:
     from pipelines.errors import AudioError, CancelledError, ModelError
 
     assert all(issubclass(e, PipelineError) for e in (AudioError, ModelError, CancelledError))
+
+
+def test_progress_never_moves_back(api) -> None:
+    """The heartbeat thread and a stage change both flush; one that read the progress
+    earlier may commit later. The stored progress (and its stage) must not go back."""
+    from service import tasks
+
+    body = upload(api, PYANNOTE_SAMPLE).json()
+    jid = body["job"]["id"]
+    ctx = _context(api)
+    attempt = tasks.claim(ctx, jid).attempts
+    late, early = (tasks._Reporter(ctx, jid, attempt, diarize=True) for _ in range(2))
+    late.stage, late.progress = "diarize", 0.6
+    early.stage, early.progress = "transcribe", 0.05
+    late.flush()
+    early.flush()  # read before, committed after
+    with Session(api.engine) as s:
+        job = s.get(Job, jid)
+        assert (job.stage, job.progress) == ("diarize", 0.6)
+    late.progress = 0.7
+    late.flush()
+    with Session(api.engine) as s:
+        assert s.get(Job, jid).progress == 0.7
