@@ -206,7 +206,8 @@ def claim(ctx: WorkerContext, job_id: int) -> Job | None:
             .where(col(Job.id) == job_id, col(Job.state) == JobState.queued,
                    col(Job.cancel_requested).is_(False))
             .values(state=JobState.running, attempts=Job.attempts + 1, worker=ctx.name,
-                    heartbeat_at=now, started_at=now, stage=JobStage.normalise, error=None)
+                    heartbeat_at=now, started_at=now, stage=JobStage.normalise, error=None,
+                    progress=0.0)  # a new attempt starts from nothing (never moves back)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             session.rollback()

@@ -257,6 +257,9 @@ def test_a_run_that_lost_its_job_writes_nothing(api) -> None:
     ctx_a, ctx_b = _context(api), _context(api)
     ctx_a.name, ctx_b.name = "worker-a:1", "worker-b:2"
     assert tasks.claim(ctx_a, jid).attempts == 1
+    reporter = tasks._Reporter(ctx_a, jid, 1, diarize=False)
+    reporter.stage, reporter.progress = "merge", 0.6
+    reporter.flush()  # A got this far before it stalled
     with Session(api.engine) as s:
         job = s.get(Job, jid)
         job.heartbeat_at = utcnow() - timedelta(seconds=api.settings.job_stale_seconds + 5)
@@ -265,8 +268,14 @@ def test_a_run_that_lost_its_job_writes_nothing(api) -> None:
     assert tasks.recover(ctx_b) == [jid]
     assert tasks.recover(ctx_b) == [jid]  # the second sweep only re-sends it: still queued
     assert tasks.claim(ctx_b, jid).attempts == 2
+    with Session(api.engine) as s:  # B's attempt starts from nothing, not from A's 60 %
+        assert (s.get(Job, jid).stage, s.get(Job, jid).progress) == ("normalise", 0.0)
+    b_reporter = tasks._Reporter(ctx_b, jid, 2, diarize=False)
+    b_reporter.stage, b_reporter.progress = "transcribe", 0.05
+    b_reporter.flush()
+    with Session(api.engine) as s:
+        assert s.get(Job, jid).progress == 0.05
 
-    reporter = tasks._Reporter(ctx_a, jid, 1, diarize=False)
     reporter.flush()
     with pytest.raises(tasks.JobLost):
         reporter.check()
