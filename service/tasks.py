@@ -104,7 +104,6 @@ class _Reporter:
         self.cancelled = threading.Event()
         self.lost = threading.Event()
         self._stop = threading.Event()
-        self._dirty = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}",
                                         daemon=True)
 

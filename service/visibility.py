@@ -46,12 +46,8 @@ def active_spans(session: Session, recording_ids: Iterable[int], *,
     ids = list(set(recording_ids))
     if not ids:
         return {}
-    today = today or date.today()
     rows = session.exec(
-        select(Restriction).where(
-            col(Restriction.recording_id).in_(ids),
-            sa.or_(col(Restriction.until).is_(None), col(Restriction.until) > today),
-        )
+        select(Restriction).where(col(Restriction.recording_id).in_(ids), in_force(today))
     ).all()
     spans: dict[int, list[Span]] = {}
     for r in rows:
@@ -71,16 +67,16 @@ def is_hidden(level: RestrictionLevel | None) -> bool:
     return level in HIDDEN_LEVELS
 
 
-def hiding_restriction(today: date | None = None) -> list[Any]:
-    """SQL conditions on Restriction: it withholds its span from authors today.
+def in_force(today: date | None = None) -> Any:
+    """SQL: the restriction applies today; ``until`` is the day it lifts."""
+    return sa.or_(col(Restriction.until).is_(None),
+                  col(Restriction.until) > (today or date.today()))
 
-    Off-record and deep-background spans, until the day in ``until`` (the day it lifts).
-    """
-    today = today or date.today()
-    return [
-        col(Restriction.level).in_([lv.value for lv in HIDDEN_LEVELS]),
-        sa.or_(col(Restriction.until).is_(None), col(Restriction.until) > today),
-    ]
+
+def hiding_restriction(today: date | None = None) -> list[Any]:
+    """SQL conditions on Restriction: it withholds its span from authors today
+    (off-record and deep-background spans in force)."""
+    return [col(Restriction.level).in_([lv.value for lv in HIDDEN_LEVELS]), in_force(today)]
 
 
 def hidden_segment_clause(today: date | None = None) -> Any:

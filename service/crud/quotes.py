@@ -341,10 +341,17 @@ def current_text(session: Session, quote: Quote) -> tuple[str, int] | None:
 
 def is_withheld(session: Session, quote: Quote, user: User) -> bool:
     """Whether the quote's text overlaps a span hidden from ``user`` today."""
-    if quote.recording_id is None or not is_redacted_for(user):
-        return False
-    spans = active_spans(session, [quote.recording_id]).get(quote.recording_id, [])
-    return is_hidden(overlapping_level(quote.start, quote.end, spans))
+    return quote.id in withheld_ids(session, [quote], user)
+
+
+def withheld_ids(session: Session, quotes: Sequence[Quote], user: User) -> set[int | None]:
+    """The ids of ``quotes`` whose text overlaps a span hidden from ``user`` today (one
+    query for all of them)."""
+    if not is_redacted_for(user):
+        return set()
+    spans = active_spans(session, {q.recording_id for q in quotes if q.recording_id})
+    return {q.id for q in quotes if q.recording_id is not None and is_hidden(
+        overlapping_level(q.start, q.end, spans.get(q.recording_id, [])))}
 
 
 def shown_text(quote: Quote, *, hidden: bool) -> tuple[str, str | None, str | None]:

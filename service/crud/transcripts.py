@@ -150,7 +150,8 @@ def transcript_json(session: Session, transcript: Transcript, *, user: User) -> 
     """
     rows = _segment_rows(session, transcript)
     head = _Head(session, transcript, {row.speaker for row in rows}, user)
-    segments = [_segment_fields(row, head, lambda raw: orjson.Fragment(raw)) for row in rows]
+    segments = [_segment_fields(row, head.names, head.spans, redact=head.redact,
+                                words=_stored_words_fragment) for row in rows]
     top = TranscriptView(**head.fields(), segments=[]).model_dump_json(exclude={"segments"})
     return f'{top[:-1]},"segments":'.encode() + orjson.dumps(segments) + b"}"
 
@@ -162,7 +163,8 @@ def for_page(session: Session, transcript: Transcript, *, user: User) -> Transcr
     rows = _segment_rows(session, transcript)
     head = _Head(session, transcript, {row.speaker for row in rows}, user)
     return TranscriptView(**head.fields(), segments=[
-        SegmentView.model_construct(**_segment_fields(row, head, orjson.loads))
+        SegmentView.model_construct(**_segment_fields(
+            row, head.names, head.spans, redact=head.redact, words=_stored_words_dicts))
         for row in rows])
 
 
@@ -173,24 +175,37 @@ def _segment_rows(session: Session, transcript: Transcript) -> Sequence[Any]:
     ).all()
 
 
-def _segment_fields(row: Any, head: _Head, words: Callable[[str], Any],
-                    ) -> dict[str, Any]:
-    """A segment row as SegmentView's fields (in its order: a test compares the JSON
-    with the model path), the stored words JSON turned into ``words(raw)``."""
-    level = overlapping_level(row.start, row.end, head.spans)
-    hidden = head.redact and is_hidden(level)
-    person_id, name = head.names.get(row.speaker, (None, None))
+def _segment_fields(s: Any, names: dict[str, tuple[int | None, str | None]],
+                    spans: Sequence[Span], *, redact: bool,
+                    words: Callable[[bool, Any], Any]) -> dict[str, Any]:
+    """A segment (an ORM row or a plain one) as SegmentView's fields, as the reader may
+    see it, in the model's field order (a test compares the fast JSON with the model
+    path); ``words(hidden, s)`` gives its words in whatever form the caller needs."""
+    level = overlapping_level(s.start, s.end, spans)
+    hidden = redact and is_hidden(level)
+    person_id, name = names.get(s.speaker, (None, None))
     return {
-        "id": row.id, "start": row.start, "end": row.end, "speaker": row.speaker,
+        "id": s.id or 0, "start": s.start, "end": s.end, "speaker": s.speaker,
         "person_id": person_id, "name": name,
-        "text": RESTRICTED_TEXT if hidden else row.text, "language": row.language,
-        "words": words("[]" if hidden or not row.raw_words else row.raw_words),
-        "words_timed": row.words_timed, "edited": row.edited,
+        "text": RESTRICTED_TEXT if hidden else s.text, "language": s.language,
+        "words": words(hidden, s), "words_timed": s.words_timed, "edited": s.edited,
         "restricted": None if level is None else level.value,
     }
 
 
-#: What :func:`transcript_json` reads of a segment besides its words.
+def _stored_words_fragment(hidden: bool, row: Any) -> orjson.Fragment:
+    return orjson.Fragment("[]" if hidden or not row.raw_words else row.raw_words)
+
+
+def _stored_words_dicts(hidden: bool, row: Any) -> Any:
+    return [] if hidden else orjson.loads(row.raw_words or "[]")
+
+
+def _model_words(hidden: bool, segment: Any) -> Any:
+    return [] if hidden else segment.words
+
+
+#: What the fast reads take of a segment besides its words.
 _SEGMENT_COLUMNS = (
     col(Segment.id), col(Segment.start), col(Segment.end), col(Segment.speaker),
     col(Segment.text), col(Segment.language), col(Segment.words_timed), col(Segment.edited),
@@ -229,17 +244,9 @@ class _Head:
 def segment_view(s: Segment, names: dict[str, tuple[int | None, str | None]],
                  spans: Sequence[Span], *, redact: bool) -> SegmentView:
     """One segment as the reader may see it."""
-    level = overlapping_level(s.start, s.end, spans)
-    hidden = redact and is_hidden(level)
-    person_id, name = names.get(s.speaker, (None, None))
-    return SegmentView(
-        id=s.id or 0, start=s.start, end=s.end, speaker=s.speaker, person_id=person_id,
-        name=name, text=RESTRICTED_TEXT if hidden else s.text, language=s.language,
-        # Dicts, validated into WordPublic by pydantic-core in one call: building ~25 000
-        # models one by one in Python was most of a transcript read's time.
-        words=[] if hidden else s.words,  # type: ignore[arg-type]
-        words_timed=s.words_timed, edited=s.edited, restricted=level,
-    )
+    # The words are dicts, validated into WordPublic by pydantic-core in one call:
+    # building ~25 000 models one by one in Python was most of a transcript read's time.
+    return SegmentView(**_segment_fields(s, names, spans, redact=redact, words=_model_words))
 
 
 class SegmentIn:

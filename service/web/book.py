@@ -135,10 +135,10 @@ def _linked_quotes(session: Session, user: User,
         .where(col(Quote.recording_id).is_(None) | recording_filter(user))
         .order_by(col(ChapterQuote.chapter_id), col(Quote.id))
     ).all()
+    withheld = quote_crud.withheld_ids(session, [quote for _, _, quote, _ in rows], user)
     out: dict[int, list[tuple[LinkedQuote, Usage]]] = {}
     for chapter_id, usage, quote, name in rows:
-        verbatim, edited, _ = quote_crud.shown_text(
-            quote, hidden=quote_crud.is_withheld(session, quote, user))
+        verbatim, edited, _ = quote_crud.shown_text(quote, hidden=quote.id in withheld)
         out.setdefault(chapter_id, []).append((LinkedQuote(
             recording_id=quote.recording_id, start=quote.start, verbatim=verbatim,
             edited=edited, speaker=quote.speaker, person_name=name), Usage(usage)))

@@ -25,28 +25,14 @@
   function showNewRecording(rec) {
     const rows = document.getElementById("recording-rows");
     if (!rows) return;
-    const row = document.createElement("tr");
-    const cell = (...children) => {
-      const td = document.createElement("td");
-      td.append(...children);
-      row.append(td);
-      return td;
-    };
-    const link = document.createElement("a");
-    link.href = `/recordings/${rec.id}`;
-    link.textContent = rec.title;
-    cell(link);
-    const badge = document.createElement("span");
-    badge.className = `badge status-${rec.status}`;
-    badge.textContent = rec.status;
-    cell(badge);
-    cell(Sourcebook.clock(rec.duration || 0));
-    const none = document.createElement("span");
-    none.className = "muted";
-    none.textContent = "–";
-    cell(none);
-    cell(none.cloneNode(true)); // consent: shown once the page is next loaded
-    row.classList.add("just-added");
+    const { el, clock } = Sourcebook;
+    const none = () => el("span", { class: "muted" }, "–");
+    const row = el("tr", { class: "just-added" },
+      el("td", {}, el("a", { href: `/recordings/${rec.id}` }, rec.title)),
+      el("td", {}, el("span", { class: `badge status-${rec.status}` }, rec.status)),
+      el("td", {}, clock(rec.duration || 0)),
+      el("td", {}, none()),
+      el("td", {}, none())); // consent: shown once the page is next loaded
     rows.prepend(row);
     const count = document.getElementById("recording-count");
     if (count) {
@@ -108,11 +94,9 @@
       let data = null;
       try { data = JSON.parse(xhr.responseText); } catch { data = null; }
       if (xhr.status === 201) {
-        status.textContent = "";
-        const link = document.createElement("a");
-        link.href = `/recordings/${data.recording.id}`;
-        link.textContent = data.recording.title;
-        status.append("Uploaded ", link, `: job ${data.job.id} is queued; its progress is below.`);
+        status.replaceChildren("Uploaded ",
+          Sourcebook.el("a", { href: `/recordings/${data.recording.id}` }, data.recording.title),
+          `: job ${data.job.id} is queued; its progress is below.`);
         status.dataset.recording = data.recording.id;
         showNewRecording(data.recording);
         form.reset();
