@@ -42,6 +42,7 @@ import service.models  # noqa: F401  (registers every table on SQLModel.metadata
 from service.config import Settings
 from service.crud import audit
 from service.db import current_revision, head_revision, migrate
+from service.filemodes import READ_ONLY_MODE, open_private, private_dir
 from service.models.base import UTCDateTime
 from service.storage import CHUNK, Storage, sha256_file
 
@@ -104,7 +105,8 @@ def export_archive(engine: Engine, settings: Settings, target: Path) -> ArchiveR
     result = ArchiveResult(path=target)
     manifest: dict[str, str] = {}
     try:
-        (partial / "data" / "tables").mkdir(parents=True)
+        # The bag holds every transcript, restricted text included: owner-only.
+        private_dir(partial / "data" / "tables", tighten_existing=False)
         files = _dump_tables(engine, partial, manifest, result)
         for rel, expected in files:
             dst = partial / "data" / "recordings" / rel
@@ -370,9 +372,9 @@ def import_archive(engine: Engine, settings: Settings, bag: Path) -> ArchiveResu
                     tmp.unlink(missing_ok=True)
                     raise ArchiveError(f"data/recordings/{rel} changed while it was imported; "
                                        "nothing was imported")
-                target.parent.mkdir(parents=True, exist_ok=True)
+                private_dir(target.parent)
                 tmp.replace(target)
-                target.chmod(0o444)
+                target.chmod(READ_ONLY_MODE)
                 placed.append(target)
                 result.files += 1
                 result.bytes += size
@@ -500,8 +502,8 @@ class _HashingWriter:
     """A text file that hashes what it writes and is fsynced on close."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._f: IO[bytes] = path.open("wb")
+        private_dir(path.parent, tighten_existing=False)
+        self._f: IO[bytes] = os.fdopen(open_private(path), "wb")
         self._h = hashlib.sha256()
 
     def write(self, text: str) -> None:
@@ -531,9 +533,9 @@ def _copy_hashing(src: Path, dst: Path, *, what: str) -> tuple[str, int]:
     """Copy a file, returning the sha256 and size of the bytes written."""
     h = hashlib.sha256()
     size = 0
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(dst.parent, tighten_existing=False)
     try:
-        with src.open("rb") as fin, dst.open("wb") as fout:
+        with src.open("rb") as fin, os.fdopen(open_private(dst), "wb") as fout:
             while chunk := fin.read(CHUNK):
                 h.update(chunk)
                 fout.write(chunk)

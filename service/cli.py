@@ -326,11 +326,12 @@ def transcribe(
                                              "probability": w.probability} for w in s.words))
                   for s in result.segments],
     )
+    from service.filemodes import write_private
+
     target = out or file.parent
-    target.mkdir(parents=True, exist_ok=True)
     for fmt in chosen:
         path = target / f"{file.stem}.{fmt}"
-        path.write_text(WRITERS[fmt](doc), encoding="utf-8")
+        write_private(path, WRITERS[fmt](doc).encode("utf-8"))
         typer.echo(f"wrote {path}")
     speakers = len({s.speaker for s in result.segments})
     typer.echo(f"{len(result.segments)} segments, {speakers} speaker(s), language "

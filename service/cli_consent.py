@@ -65,7 +65,9 @@ def audit(
         text = crud.render_markdown(report)
     typer.echo(text, nl=False)
     if out is not None:
-        out.write_text(text, encoding="utf-8")
+        from service.filemodes import write_private
+
+        write_private(out, text.encode("utf-8"))  # names people and their terms: owner-only
     t = report.totals
     failing = t["blocked"] + (t["needs_approval"] if strict else 0)
     typer.echo(f"{report.count} quote use(s) as of {day}: {t['cleared']} cleared, "

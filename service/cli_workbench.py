@@ -28,6 +28,7 @@ def export(
     from service.config import get_settings
     from service.crud import transcripts as crud
     from service.db import make_engine, migrate
+    from service.filemodes import write_private
     from service.models.recordings import Recording
 
     fmt = format.lower().lstrip(".")
@@ -56,10 +57,8 @@ def export(
     target = out if out is not None else settings.transcripts_dir
     if target.is_dir():
         target = target / result.filename
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_bytes(result.content)
-    tmp.replace(target)  # a reader never sees a half-written export
+    # Owner-only (it may hold restricted text), and whole or absent for any reader.
+    write_private(target, result.content)
     typer.echo(f"wrote {target} ({len(result.content)} bytes)")
 
 

@@ -6,6 +6,7 @@ Every setting can be given as an environment variable with the ``SOURCEBOOK_`` p
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.filemodes import open_private, private_dir, tighten
 
 
 class Settings(BaseSettings):
@@ -71,16 +74,18 @@ class Settings(BaseSettings):
     def token_key(self) -> bytes:
         """The HMAC key for API tokens: the setting, or a per-installation secret file.
 
-        The file is created on first use with mode 0600, so no secret ever sits in the repo.
+        The file is created on first use with mode 0600 (never readable by anyone else,
+        not even while it is written), so no secret ever sits in the repo.
         """
         if self.secret_key:
             return self.secret_key.encode()
         path = self.data_dir / "secret_key"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(secrets.token_urlsafe(48))
-            tmp.chmod(0o600)
+            private_dir(self.data_dir)
+            tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+            fd = open_private(tmp, exclusive=True)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
             try:
                 # link() fails if another process won the race; then its key is the key.
                 path.hardlink_to(tmp)
@@ -88,12 +93,18 @@ class Settings(BaseSettings):
                 pass
             finally:
                 tmp.unlink(missing_ok=True)
+        else:
+            tighten(path)
         return path.read_text().strip().encode()
 
     def ensure_dirs(self) -> None:
-        """Create the storage directories (idempotent)."""
-        for d in (self.data_dir, self.recordings_dir, self.transcripts_dir, self.models_dir):
-            d.mkdir(parents=True, exist_ok=True)
+        """Create the storage directories (idempotent): owner-only, see service.filemodes.
+
+        Directories an older version created with the umask's modes are tightened too.
+        """
+        for d in (self.data_dir, self.recordings_dir, self.transcripts_dir):
+            private_dir(d)
+        self.models_dir.mkdir(parents=True, exist_ok=True)  # public weights, shareable
 
 
 @lru_cache

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from service.config import Settings
+from service.filemodes import secure_sqlite
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -60,7 +61,9 @@ def make_engine(settings: Settings) -> Engine:
     if url.startswith("sqlite"):
         db_path = sa.engine.make_url(url).database
         if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            # The file holds restricted text: 0600 before SQLite first opens it, which
+            # also gives its -wal and -shm files that mode.
+            secure_sqlite(Path(db_path))
         engine = sa.create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import redis.exceptions
 
 from service.config import Settings
+from service.filemodes import secure_sqlite
 
 TASK_NAME = "sourcebook.run_job"
 log = logging.getLogger("sourcebook.queue")
@@ -49,10 +50,9 @@ def make_huey(settings: Settings) -> Any:
         return RedisHuey("sourcebook", url=settings.redis_url, results=False)
     from huey import SqliteHuey
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey(
-        "sourcebook", filename=str((settings.data_dir / "queue.db").resolve()), results=False
-    )
+    path = (settings.data_dir / "queue.db").resolve()
+    secure_sqlite(path)
+    return SqliteHuey("sourcebook", filename=str(path), results=False)
 
 
 class HueyQueue:

@@ -2,7 +2,7 @@
 
 Layout under the recordings root (see recordings/README.md)::
 
-    <root>/<recording id>/original.<ext>     the uploaded bytes, never modified
+    <root>/<recording id>/original.<ext>     the uploaded bytes, never modified (0400)
     <root>/<recording id>/normalised.wav     16 kHz mono PCM made by the worker
     <root>/.tmp/<host>/<pid>-<random>.part   uploads in flight (same filesystem, so
                                              placing one is an atomic rename)
@@ -21,6 +21,8 @@ import secrets
 import shutil
 import socket
 from pathlib import Path
+
+from service.filemodes import READ_ONLY_MODE, open_private, private_dir
 
 CHUNK = 1024 * 1024
 PLACING = ".placing"
@@ -66,11 +68,15 @@ class Storage:
         self.tmp_dir = self.root / ".tmp" / socket.gethostname()
 
     def ensure(self) -> None:
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
+        private_dir(self.tmp_dir)
 
     def new_temp(self) -> Path:
+        """A new, empty temp file (mode 0600) for an upload in flight."""
         self.ensure()
-        return self.tmp_dir / f"{os.getpid()}-{secrets.token_hex(8)}.part"
+        path = self.tmp_dir / f"{os.getpid()}-{secrets.token_hex(8)}.part"
+        os.close(open_private(path, exclusive=True))
+        return path
 
     def cleanup_stale_temp(self) -> list[Path]:
         """Remove temp uploads whose writer is gone (an API killed mid-upload).
@@ -108,7 +114,6 @@ class Storage:
         path = self.path_of(relative)
         if not path.exists():
             return False
-        path.chmod(0o644)
         path.unlink()
         with contextlib.suppress(OSError):
             path.parent.rmdir()  # only if empty: a worker may have written beside it
@@ -133,19 +138,18 @@ class Storage:
         if no row names it: without it, that file would be an orphan nobody could
         tell from a restore in progress.
         """
-        target_dir = self.recording_dir(recording_id)
-        target_dir.mkdir(parents=True, exist_ok=True)
+        target_dir = private_dir(self.recording_dir(recording_id))
         target = target_dir / f"original.{ext}"
         relative = str(target.relative_to(self.root))
         self.ensure()
         journal = self.tmp_dir / f"{os.getpid()}-{secrets.token_hex(8)}{PLACING}"
-        with journal.open("w") as f:
+        with os.fdopen(open_private(journal, exclusive=True), "w") as f:
             f.write(relative)
             f.flush()
             os.fsync(f.fileno())
         try:
             tmp.replace(target)
-            target.chmod(0o444)
+            target.chmod(READ_ONLY_MODE)
         except BaseException:
             journal.unlink(missing_ok=True)
             raise

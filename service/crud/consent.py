@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from pipelines.export import hms
 from service import clearance as rules
 from service.crud import audit
+from service.filemodes import READ_ONLY_MODE, private_dir
 from service.models.audit import AuditEvent, AuditEventPublic
 from service.models.base import utcnow
 from service.models.chapters import Chapter
@@ -229,11 +230,10 @@ def attach_document(session: Session, *, storage: Storage, agreement: ConsentAgr
         raise ConsentError(415, "The signed release must be a PDF, PNG or JPEG file (checked "
                                 "by its content, not its name). Scan or export it as PDF.")
     media_type, ext = kind
-    target_dir = storage.root / DOCUMENTS_DIR
-    target_dir.mkdir(parents=True, exist_ok=True)
+    target_dir = private_dir(storage.root / DOCUMENTS_DIR)
     target = target_dir / f"{agreement.id}-{secrets.token_hex(8)}.{ext}"
     tmp_path.replace(target)
-    target.chmod(0o444)
+    target.chmod(READ_ONLY_MODE)
     old = agreement.document_path
     agreement.document_path = str(target.relative_to(storage.root))
     agreement.document_sha256 = sha256
@@ -753,7 +753,7 @@ def erase_person(session: Session, *, storage: Storage, person: Person, actor: U
         if c.document_path:
             src = storage.path_of(c.document_path)
             if src.exists():
-                trash.mkdir(parents=True, exist_ok=True)
+                private_dir(trash)
                 dst = trash / src.name
                 src.rename(dst)
                 moved.append((src, dst))

@@ -11,6 +11,7 @@ from sqlalchemy import exists, func, update
 from sqlmodel import Session, col, select
 
 from service.crud import audit
+from service.filemodes import private_dir
 from service.models.base import utcnow
 from service.models.jobs import Job, JobOptions
 from service.models.people import Person
@@ -269,7 +270,7 @@ def delete_recording(
     moved = False
     try:
         if src.exists():
-            trash.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(trash.parent)
             src.rename(trash)
             moved = True
         session.commit()
