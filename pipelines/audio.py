@@ -4,6 +4,19 @@ Every ffmpeg call gets an argument list (never a shell string) and every path go
 as ``file:/absolute/path``, so a file named ``-i`` or ``http:x`` is only ever a file.
 Audio streams through ffmpeg; nothing here holds a whole recording in memory except
 :func:`load_waveform`, which a model needs anyway.
+
+A user's file is untrusted, and some ffmpeg formats are made of references: an HLS
+playlist or a concat list names other files or URLs, and ffmpeg follows them (a 112-byte
+``.m3u8`` naming another recording's stored path once made that recording readable to
+its uploader). So no demuxer ffmpeg would pick by itself ever reads a user's file:
+
+1. :func:`detect_demuxer` lets ffmpeg look at the content with an empty format
+   whitelist. It probes the first bytes, names the demuxer it would use, and stops before
+   that demuxer reads anything (``Format not on whitelist``). Only names in
+   :data:`ALLOWED_DEMUXERS` go on; everything else is refused.
+2. Every later ffprobe/ffmpeg call forces that demuxer (``-f``), allows only the
+   ``file`` protocol for the input, and for mov/mp4 keeps external data references off
+   (:func:`_input_args`).
 """
 
 from __future__ import annotations
@@ -24,13 +37,15 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.errors import AudioError, PipelineError
+from pipelines.errors import AudioError, DurationLimitError, PipelineError
 from pipelines.types import AudioInfo, ProgressCallback
 
 __all__ = [
+    "ALLOWED_DEMUXERS",
     "SAMPLE_RATE",
     "SILENCE_DBFS",
     "check_decodable",
+    "detect_demuxer",
     "find_ffmpeg",
     "find_ffprobe",
     "load_waveform",
@@ -47,6 +62,46 @@ SILENCE_DBFS = -60.0
 
 _ACCEPTED = "Upload a WAV, MP3, M4A, FLAC, OGG or a video with an audio track."
 _PROBE_TIMEOUT_S = 60.0
+
+#: ffmpeg demuxers of what recorders, phones, cameras, browsers and editors write.
+#: Each reads only the file it is given: none of them opens another file or a URL.
+#: (mov can, through external data references; see :func:`_input_args`.)
+ALLOWED_DEMUXERS: tuple[str, ...] = (
+    "wav",  # WAV, Broadcast WAV, RF64 (field recorders)
+    "w64",  # Sony Wave64
+    "mp3",  # MP3, MP2
+    "mov",  # M4A, MP4, MOV, 3GP (phones, Zoom, cameras): "mov,mp4,m4a,3gp,3g2,mj2"
+    "ogg",  # Ogg Opus and Vorbis (WhatsApp, Signal, Telegram voice notes)
+    "flac",
+    "matroska",  # MKV, MKA, WebM (browser recordings): "matroska,webm"
+    "aac",  # raw ADTS AAC
+    "amr",  # AMR voice memos of older phones
+    "amrnb",
+    "amrwb",
+    "caf",  # Apple Core Audio (iOS)
+    "aiff",
+    "wv",  # WavPack
+    "ac3",
+    "eac3",
+    "asf",  # WMA, WMV (Windows voice recorders)
+    "avi",
+    "mpegts",  # MTS, M2TS (camcorders)
+    "mpeg",  # MPEG program stream (.mpg, .vob)
+)
+
+#: A whitelist no demuxer matches: ffmpeg probes the content, names its choice in the
+#: refusal, and no demuxer reads the file.
+_DETECT_ONLY = "none"
+_NOT_ALLOWED_RE = re.compile(r"\[([\w,]+) @ (?:0x)?[0-9a-fA-F]+\] Format not on whitelist")
+#: Names for the refused formats a user is likely to try, in the refusal message.
+_REFUSED_KINDS = {
+    "hls": "an HLS playlist (.m3u8)",
+    "concat": "an ffmpeg concat list",
+    "sdp": "an SDP session description",
+    "dash": "a DASH manifest",
+    "image2": "a numbered image sequence",
+    "tty": "a text file",
+}
 
 
 def find_ffmpeg() -> str:
@@ -103,24 +158,93 @@ def _no_audio(path: Path) -> AudioError:
     )
 
 
-def probe(path: Path) -> AudioInfo:
-    """Describe the first audio stream of a media file.
+def _input_args(demuxer: str) -> list[str]:
+    """ffmpeg/ffprobe options for reading a user's file (they go before its ``-i``/URL).
 
-    Uses ffprobe, or parses ``ffmpeg -i`` where ffprobe is missing. Raises
-    :class:`AudioError` for a missing or empty file, media ffmpeg cannot read, or a file
-    without an audio stream. A duration the container does not state is reported as 0.
+    ``-f`` forces the demuxer :func:`detect_demuxer` allowed, so nothing in the file can
+    make ffmpeg switch to a playlist or list format. ``-protocol_whitelist file`` means
+    the input, and anything a demuxer might try to open from it, can only be a local
+    file: no http, tcp, udp, rtp, data: or crypto URLs, and not ``pipe:`` (our stdin)
+    either. mov/mp4 can point a track at data in another file (``dref`` alias atoms);
+    ffmpeg leaves that off by default, and we say so explicitly so that a different
+    default can never turn it on.
     """
-    path = Path(path)
+    if demuxer not in ALLOWED_DEMUXERS:
+        raise ValueError(f"demuxer {demuxer!r} is not in ALLOWED_DEMUXERS")
+    args = ["-f", demuxer, "-protocol_whitelist", "file"]
+    if demuxer == "mov":
+        args += ["-enable_drefs", "0", "-use_absolute_path", "0"]
+    return args
+
+
+def _allowed(format_name: str) -> str | None:
+    """The allowed demuxer of an ffmpeg format name ("mov,mp4,m4a,3gp,3g2,mj2" -> "mov")."""
+    return next((n for n in format_name.split(",") if n in ALLOWED_DEMUXERS), None)
+
+
+def _check_file(path: Path) -> None:
     if not path.is_file():
         raise AudioError(f"{path.name} does not exist or is not a file.")
     if path.stat().st_size == 0:
         raise AudioError(f"{path.name} is empty (0 bytes): the upload or copy failed. {_ACCEPTED}")
+
+
+def detect_demuxer(path: Path) -> str:
+    """The demuxer for ``path``, chosen by ffmpeg from its content; only an allowed one.
+
+    ffmpeg's probe sees the first bytes (the name does not count: an ``.m3u8`` called
+    ``.mp3`` is still a playlist) and names the demuxer it would use; the empty format
+    whitelist stops it before that demuxer reads the file. Raises :class:`AudioError` for
+    a format outside :data:`ALLOWED_DEMUXERS` (playlists, file lists, images, text ...) and
+    for content ffmpeg does not recognise at all.
+    """
+    path = Path(path)
+    _check_file(path)
+    ffprobe = find_ffprobe()
+    opts = ["-format_whitelist", _DETECT_ONLY, "-protocol_whitelist", "file"]
+    if ffprobe is not None:
+        tool, cmd = "ffprobe", [ffprobe, "-v", "error", *opts, _url(path)]
+    else:
+        tool = "ffmpeg"
+        cmd = [find_ffmpeg(), "-nostdin", "-hide_banner", "-v", "error", *opts, "-i", _url(path)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
+                              stdin=subprocess.DEVNULL, timeout=_PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise _not_decodable(path, f"no answer within {_PROBE_TIMEOUT_S:.0f} s", tool) from None
+    found = _NOT_ALLOWED_RE.search(proc.stderr)
+    if found is None:
+        raise _not_decodable(path, _clean_stderr(proc.stderr, path), tool)
+    name = found.group(1)
+    demuxer = _allowed(name)
+    if demuxer is None:
+        kind = _REFUSED_KINDS.get(name.split(",")[0], f"a file in the {name!r} format")
+        raise AudioError(
+            f"{path.name} is {kind}, not a recording in a format this archive accepts. "
+            f"Playlists, file lists and other formats that point at other files or URLs are "
+            f"refused, and so are formats recorders do not write. {_ACCEPTED}"
+        )
+    return demuxer
+
+
+def probe(path: Path) -> AudioInfo:
+    """Describe the first audio stream of a media file.
+
+    Detects the format (:func:`detect_demuxer`), then reads the file with that demuxer
+    forced, with ffprobe, or by parsing ``ffmpeg -i`` where ffprobe is missing. Raises
+    :class:`AudioError` for a missing or empty file, a refused format, media ffmpeg cannot
+    read, or a file without an audio stream. A duration the container does not state is
+    reported as 0.
+    """
+    path = Path(path)
+    demuxer = detect_demuxer(path)
     ffprobe = find_ffprobe()
     if ffprobe is None:
-        return _probe_with_ffmpeg(path)
+        return _probe_with_ffmpeg(path, demuxer)
     cmd = [
         ffprobe,
         "-v", "error",
+        *_input_args(demuxer),
         "-print_format", "json",
         "-show_format",
         "-show_streams",
@@ -128,7 +252,8 @@ def probe(path: Path) -> AudioInfo:
     ]  # fmt: skip
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, errors="replace", timeout=_PROBE_TIMEOUT_S
+            cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL,
+            timeout=_PROBE_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired:
         raise _not_decodable(path, f"no answer within {_PROBE_TIMEOUT_S:.0f} s") from None
@@ -166,12 +291,13 @@ _AUDIO_RE = re.compile(r"Stream #\d+:\d+.*?: Audio: (\w+)[^,]*, (\d+) Hz, ([^,]+
 _LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "4.0": 4, "5.0": 5, "5.1": 6}
 
 
-def _probe_with_ffmpeg(path: Path) -> AudioInfo:
+def _probe_with_ffmpeg(path: Path, demuxer: str) -> AudioInfo:
     """Probe by parsing ``ffmpeg -i`` (for installs that ship ffmpeg without ffprobe)."""
-    cmd = [find_ffmpeg(), "-nostdin", "-hide_banner", "-i", _url(path)]
+    cmd = [find_ffmpeg(), "-nostdin", "-hide_banner", *_input_args(demuxer), "-i", _url(path)]
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, errors="replace", timeout=_PROBE_TIMEOUT_S
+            cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL,
+            timeout=_PROBE_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired:
         raise _not_decodable(path, "no answer", "ffmpeg") from None
@@ -199,18 +325,22 @@ def _probe_with_ffmpeg(path: Path) -> AudioInfo:
     )
 
 
-def _decode_pcm(path: Path, *, start: float, seconds: float) -> tuple[int, str, int]:
+def _decode_pcm(
+    path: Path, demuxer: str, *, start: float, seconds: float
+) -> tuple[int, str, int]:
     """Decode a stretch of the first audio stream; return (bytes of s16 mono, stderr, rc)."""
     cmd = [find_ffmpeg(), "-nostdin", "-hide_banner", "-v", "error"]
     if start > 0:
         cmd += ["-ss", f"{start:.3f}"]
     cmd += [
+        *_input_args(demuxer),
         "-i", _url(path),
         "-t", f"{seconds:.3f}",
         "-map", "0:a:0",
         "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "pipe:1",
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, timeout=max(60.0, seconds * 10))
+    proc = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL,
+                          timeout=max(60.0, seconds * 10))
     return len(proc.stdout), proc.stderr.decode("utf-8", "replace"), proc.returncode
 
 
@@ -226,11 +356,14 @@ def check_decodable(
     """
     path = Path(path)
     info = info or probe(path)
-    n_bytes, err, rc = _decode_pcm(path, start=0.0, seconds=seconds)
+    demuxer = _demuxer_of(info)
+    n_bytes, err, rc = _decode_pcm(path, demuxer, start=0.0, seconds=seconds)
     if rc != 0 or n_bytes == 0:
         raise _not_decodable(path, _clean_stderr(err, path), "ffmpeg")
     if info.duration > 3 * seconds:
-        n_tail, err, rc = _decode_pcm(path, start=info.duration - seconds, seconds=seconds)
+        n_tail, err, rc = _decode_pcm(
+            path, demuxer, start=info.duration - seconds, seconds=seconds
+        )
         # Seeking in compressed streams is approximate; a tenth of the stretch is plenty.
         if n_tail < 2 * SAMPLE_RATE * seconds * 0.1:
             raise AudioError(
@@ -241,29 +374,53 @@ def check_decodable(
     return info
 
 
+def _demuxer_of(info: AudioInfo) -> str:
+    demuxer = _allowed(info.format_name)
+    if demuxer is None:  # only a probe result from elsewhere can get here
+        raise AudioError(f"The {info.format_name!r} format is not accepted. {_ACCEPTED}")
+    return demuxer
+
+
 def _hms(seconds: float) -> str:
     s = round(seconds)
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def normalise(src: Path, dst: Path, *, progress: ProgressCallback | None = None) -> AudioInfo:
+def normalise(
+    src: Path,
+    dst: Path,
+    *,
+    progress: ProgressCallback | None = None,
+    max_duration: float | None = None,
+) -> AudioInfo:
     """Convert any media to a 16 kHz mono 16-bit PCM WAV at ``dst``, atomically.
 
     ffmpeg streams the conversion; ``progress("normalise", fraction)`` follows its
     ``-progress`` output and may raise :class:`CancelledError` to stop it. The result
-    is written to a temporary file beside ``dst``, checked (not empty, not silent:
-    peak below :data:`SILENCE_DBFS`), flushed to disk and then renamed over ``dst``, so
-    ``dst`` is either absent or complete. Returns the description of ``dst``.
+    is written to a temporary file (mode 0600) beside ``dst``, checked (not empty, not
+    silent: peak below :data:`SILENCE_DBFS`), flushed to disk and then renamed over
+    ``dst``, so ``dst`` is either absent or complete. Returns the description of ``dst``.
+
+    ``max_duration`` (seconds) bounds the work whatever the header claims: ffmpeg stops
+    one second past it, and a file that decodes to more than that raises
+    :class:`DurationLimitError` and leaves nothing at ``dst``.
     """
     src, dst = Path(src), Path(dst)
     src_info = probe(src)
+    demuxer = _demuxer_of(src_info)
+    if max_duration is not None and src_info.duration > max_duration:
+        raise DurationLimitError(src.name, max_duration, src_info.duration, declared=True)
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        last = _run_ffmpeg_normalise(src, tmp, src_info.duration, progress)
+        last = _run_ffmpeg_normalise(src, demuxer, tmp, src_info.duration, progress,
+                                     max_duration)
         frames = _check_normalised(src, tmp, src_info.duration)
+        if max_duration is not None and frames > max_duration * SAMPLE_RATE:
+            raise DurationLimitError(src.name, max_duration, frames / SAMPLE_RATE,
+                                     declared=False)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         tmp.replace(dst)
@@ -283,14 +440,24 @@ def normalise(src: Path, dst: Path, *, progress: ProgressCallback | None = None)
 
 
 def _run_ffmpeg_normalise(
-    src: Path, tmp: Path, duration: float, progress: ProgressCallback | None
+    src: Path,
+    demuxer: str,
+    tmp: Path,
+    duration: float,
+    progress: ProgressCallback | None,
+    max_duration: float | None,
 ) -> float:
     """Run the conversion; return the last progress fraction reported."""
+    # A header may understate the length: past the limit, one more second is enough to
+    # tell "too long" from "exactly the limit", and ffmpeg stops there by itself.
+    limit = ["-t", f"{max_duration + 1:.3f}"] if max_duration is not None else []
     cmd = [
         find_ffmpeg(), "-nostdin", "-hide_banner", "-nostats", "-v", "error", "-y",
+        *_input_args(demuxer),
         "-i", _url(src),
         "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le",
+        *limit,
         # No LIST/INFO chunk: a plain header keeps the file easy to memory-map.
         "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact",
         "-f", "wav",
@@ -300,7 +467,8 @@ def _run_ffmpeg_normalise(
     # stderr goes to a file, not a pipe: reading only stdout while ffmpeg fills a
     # stderr pipe with warnings would deadlock both processes.
     with tempfile.TemporaryFile() as errf:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, text=True)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=errf, text=True)
         last = 0.0
         try:
             assert proc.stdout is not None

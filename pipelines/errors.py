@@ -4,6 +4,7 @@
 
     PipelineError                 anything a stage can raise on purpose
     ├── AudioError                the media cannot be used: not decodable, no audio stream, silent
+    │   └── DurationLimitError    longer than the caller's maximum duration
     ├── ModelError                a model cannot be loaded or run
     │   └── ModelNotFoundError    the weights are not installed where settings point
     └── CancelledError            the caller asked to stop at the next progress point
@@ -19,6 +20,31 @@ class PipelineError(Exception):
 
 class AudioError(PipelineError):
     """The media cannot be decoded as audio, has no audio stream, or is silent."""
+
+
+class DurationLimitError(AudioError):
+    """The media is longer than the maximum duration its caller set.
+
+    ``declared`` says whether the header said so (nothing was decoded) or decoding found
+    it (the header understated the length, or stated none).
+    """
+
+    def __init__(self, name: str, limit: float, duration: float, *, declared: bool) -> None:
+        self.name = name
+        self.limit = limit
+        self.duration = duration
+        self.declared = declared
+        found = (f"says it is {_hms(duration)} long" if declared
+                 else f"decodes to more than {_hms(limit)}")
+        super().__init__(
+            f"{name} {found}, over the maximum of {_hms(limit)} per recording. Split it into "
+            f"parts shorter than that and upload each, or have the maximum raised."
+        )
+
+
+def _hms(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 class ModelError(PipelineError):

@@ -49,6 +49,8 @@ class RunOptions:
     diarization_pipeline: str | None = None
     max_segment_seconds: float = 30.0
     max_pause: float = 1.0
+    #: Longest audio to decode, in seconds (None: no limit); longer media fail in normalise.
+    max_duration: float | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,8 @@ def run(
     try:
         _stage(on_stage, "normalise")
         with _timed(timings, "normalise"):
-            info = normalise(src, normalised_out, progress=report)
+            info = normalise(src, normalised_out, progress=report,
+                             max_duration=options.max_duration)
             report("normalise", 1.0)
             audio = load_waveform(normalised_out)
 

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     models_dir: Path = Field(Path("models"), description="Weights: `sourcebook models install`.")
     redis_url: str = Field("", description="redis://host:port/db; empty means the embedded queue.")
     max_upload_mb: int = Field(4096, ge=1, description="Largest accepted upload in MiB.")
+    max_duration_hours: float = Field(
+        4.0, gt=0, le=1000,
+        description="Longest accepted recording in hours: checked at upload against what "
+        "the file says, and while normalising against what it really decodes to.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     secret_key: str = Field(
@@ -70,6 +75,10 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def max_duration_seconds(self) -> float:
+        return self.max_duration_hours * 3600.0
 
     def token_key(self) -> bytes:
         """The HMAC key for API tokens: the setting, or a per-installation secret file.

@@ -39,8 +39,16 @@ FORMAT_EXTENSIONS = {
     "aiff": "aiff",
     "asf": "wma",
     "amr": "amr",
+    "amrnb": "amr",
+    "amrwb": "amr",
     "avi": "avi",
     "caf": "caf",
+    "w64": "w64",
+    "wv": "wv",
+    "ac3": "ac3",
+    "eac3": "eac3",
+    "mpegts": "ts",
+    "mpeg": "mpg",
 }
 
 

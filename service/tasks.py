@@ -37,7 +37,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from pipelines.errors import AudioError, CancelledError, ModelNotFoundError
+from pipelines.errors import (
+    AudioError,
+    CancelledError,
+    DurationLimitError,
+    ModelNotFoundError,
+)
 from pipelines.runner import ModelCache, RunOptions, RunResult, StageProgress
 from service.config import Settings
 from service.crud import audit
@@ -250,6 +255,7 @@ def run_options(ctx: WorkerContext, session: Session, job: Job, recording: Recor
         min_speakers=opts.get("min_speakers"),
         max_speakers=opts.get("max_speakers"),
         diarization_pipeline=ctx.settings.diarization_pipeline or None,
+        max_duration=ctx.settings.max_duration_seconds,
     )
 
 
@@ -288,6 +294,11 @@ def execute(ctx: WorkerContext, job_id: int) -> None:
     except CancelledError:
         reporter.stop()
         _finish(ctx, job_id, attempt, JobState.cancelled, "cancelled by request")
+    except DurationLimitError as exc:
+        reporter.stop()
+        _finish(ctx, job_id, attempt, JobState.failed,
+                f"{exc} The maximum is SOURCEBOOK_MAX_DURATION_HOURS "
+                f"({ctx.settings.max_duration_hours:g} h).")
     except (AudioError, ModelNotFoundError) as exc:
         # Bad media and missing models do not get better by retrying.
         reporter.stop()

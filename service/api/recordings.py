@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from pipelines.errors import AudioError
+from pipelines.types import AudioInfo
 from service.access import get_recording, recording_filter
 from service.api.deps import AnyUser, Limit, Offset, Researcher
 from service.crud import recordings as crud
@@ -71,12 +72,36 @@ def _parse_meta(raw: bytes | None) -> RecordingMeta:
         ) from None
 
 
-def _probe(path: Any) -> Any:
+def _probe(upload: ReceivedUpload, max_seconds: float) -> AudioInfo:
+    """Check the upload is a recording in an allowed format, short enough, that decodes.
+
+    415 for anything else (pipelines.audio refuses playlists, file lists and other
+    formats that point at other files or URLs); 413 past the duration limit, before any
+    decoding. Messages name the file as the client sent it, not its temp name.
+    """
     from pipelines.audio import check_decodable, probe
 
-    info = probe(path)
-    check_decodable(path)
+    assert upload.tmp_path is not None
+    try:
+        info = probe(upload.tmp_path)
+        if info.duration > max_seconds:
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE,
+                f"{upload.filename or 'The file'} is {_hms(info.duration)} long; the limit "
+                f"is {_hms(max_seconds)} per recording. Split it into shorter parts, or "
+                f"have the administrator raise SOURCEBOOK_MAX_DURATION_HOURS (now "
+                f"{max_seconds / 3600:g}).",
+            )
+        check_decodable(upload.tmp_path, info=info)
+    except AudioError as exc:
+        detail = str(exc).replace(upload.tmp_path.name, upload.filename or "The file")
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail) from None
     return info
+
+
+def _hms(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 @router.post(
@@ -85,8 +110,10 @@ def _probe(path: Any) -> Any:
     openapi_extra=UPLOAD_BODY,
     responses={
         409: {"description": "The same bytes were uploaded before; the body names the id."},
-        413: {"description": "Over SOURCEBOOK_MAX_UPLOAD_MB."},
-        415: {"description": "Not media that ffmpeg can decode as audio."},
+        413: {"description": "Over SOURCEBOOK_MAX_UPLOAD_MB or SOURCEBOOK_MAX_DURATION_HOURS."},
+        415: {"description": "Not a recording in an accepted format (playlists and other "
+                             "formats that refer to other files are refused), or it does "
+                             "not decode."},
         507: {"description": "The recordings volume is full."},
     },
 )
@@ -125,10 +152,7 @@ def _store_upload(request: Request, user: User, upload: ReceivedUpload) -> JSONR
             "The uploaded file is empty (0 bytes). Check the file on your side and upload again.",
         )
     meta = _parse_meta(upload.fields.get("meta"))
-    try:
-        info = _probe(upload.tmp_path)
-    except AudioError as exc:
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
+    info = _probe(upload, state.settings.max_duration_seconds)
     with Session(state.engine, expire_on_commit=False) as session:
         existing = crud.find_by_sha256(session, upload.sha256)
         if existing is not None:
