@@ -12,13 +12,18 @@ from sqlmodel import Session
 
 from pipelines.errors import AudioError
 from pipelines.types import AudioInfo
-from service.access import get_recording, recording_filter
+from service.access import can_see_recording, get_recording, recording_filter
 from service.api.deps import AnyUser, Limit, Offset, Researcher
 from service.crud import recordings as crud
 from service.db import SessionDep
 from service.models.base import Page
 from service.models.jobs import Job, JobOptions, JobPublic
-from service.models.recordings import RecordingMeta, RecordingPublic, RecordingUpdate
+from service.models.recordings import (
+    Recording,
+    RecordingMeta,
+    RecordingPublic,
+    RecordingUpdate,
+)
 from service.models.users import User
 from service.storage import Storage, StorageFullError, is_disk_full
 from service.upload import ReceivedUpload, receive_multipart
@@ -109,7 +114,8 @@ def _hms(seconds: float) -> str:
     status_code=status.HTTP_201_CREATED,
     openapi_extra=UPLOAD_BODY,
     responses={
-        409: {"description": "The same bytes were uploaded before; the body names the id."},
+        409: {"description": "The same bytes were uploaded before; the body names the id "
+                             "when the caller may see that recording."},
         413: {"description": "Over SOURCEBOOK_MAX_UPLOAD_MB or SOURCEBOOK_MAX_DURATION_HOURS."},
         415: {"description": "Not a recording in an accepted format (playlists and other "
                              "formats that refer to other files are refused), or it does "
@@ -156,14 +162,7 @@ def _store_upload(request: Request, user: User, upload: ReceivedUpload) -> JSONR
     with Session(state.engine, expire_on_commit=False) as session:
         existing = crud.find_by_sha256(session, upload.sha256)
         if existing is not None:
-            return JSONResponse(
-                status_code=status.HTTP_409_CONFLICT,
-                content={
-                    "detail": f"These exact bytes were uploaded before as recording "
-                    f"{existing.id}. Use that recording, or upload a different file.",
-                    "recording_id": existing.id,
-                },
-            )
+            return _duplicate(existing, user)
         try:
             recording, job = crud.create_recording(
                 session,
@@ -190,6 +189,32 @@ def _store_upload(request: Request, user: User, upload: ReceivedUpload) -> JSONR
     assert job.id is not None
     state.jobs.enqueue(job.id)
     return JSONResponse(status_code=status.HTTP_201_CREATED, content=body)
+
+
+def _duplicate(existing: Recording, user: User) -> JSONResponse:
+    """409 for bytes already stored: with the id only when the caller may see it.
+
+    The bytes are stored once (the hash is unique), so the upload cannot succeed; but
+    naming a recording the caller may not see would confirm its id to anyone who holds
+    a copy of the file.
+    """
+    if can_see_recording(user, existing):
+        return JSONResponse(
+            status_code=status.HTTP_409_CONFLICT,
+            content={
+                "detail": f"These exact bytes were uploaded before as recording "
+                f"{existing.id}. Use that recording, or upload a different file.",
+                "recording_id": existing.id,
+            },
+        )
+    return JSONResponse(
+        status_code=status.HTTP_409_CONFLICT,
+        content={
+            "detail": "These exact bytes are already in the archive, in a recording you "
+            "may not see, so they were not stored again. Ask an editor to give you access "
+            "to it, or upload a different file.",
+        },
+    )
 
 
 @router.get("", response_model=Page[RecordingPublic])

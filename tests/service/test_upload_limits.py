@@ -1,11 +1,15 @@
-"""Maximum durations, on SQLite and PostgreSQL (issue 13, item 9).
+"""Duplicate uploads and maximum durations, on SQLite and PostgreSQL (issue 13, items 6 and 9).
 
+* Re-uploading the bytes of a recording the caller may not see must not confirm which
+  recording holds them: 409 without its id or title. The caller who may see it still
+  gets the id (API.md).
 * A recording longer than SOURCEBOOK_MAX_DURATION_HOURS is refused at upload (413) when
   its header says so, and its job fails at normalise when only decoding finds out.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +24,47 @@ from service.models.jobs import Job
 from service.models.recordings import Recording
 from service.models.users import Role
 from tests.conftest import Api, make_settings
-from tests.factories import upload
+from tests.factories import make_tone, upload
 from tests.service.test_recordings import snapshot
+
+# --- item 6: the duplicate-upload oracle --------------------------------------------
+
+
+def _second_researcher(api: Api) -> None:
+    api.tokens["other"] = api.add_user("other researcher", Role.researcher)
+
+
+def test_duplicate_of_an_invisible_recording_names_no_id(api, tmp_path: Path) -> None:
+    _second_researcher(api)
+    path = make_tone(tmp_path / "secret.wav", seconds=2.0, freq=617)
+    first = upload(api, path, {"title": "王小川 off the record", "access": "private"})
+    assert first.status_code == 201
+    rid = first.json()["recording"]["id"]
+    before = snapshot(api)
+    r = upload(api, path, {"title": "probe"}, role="other")
+    assert r.status_code == 409
+    body = r.json()
+    assert set(body) == {"detail"}  # no recording_id
+    detail = body["detail"]
+    assert "already in the archive" in detail and "may not see" in detail
+    assert "editor" in detail  # what to do about it
+    assert not re.search(r"\d", detail)  # no id, in any form
+    assert "王小川" not in r.text and str(rid) not in r.text
+    assert snapshot(api) == before
+    # The uploader and an admin may see it: they get the id as before.
+    for role in ("researcher", "admin"):
+        again = upload(api, path, {"title": "again"}, role=role)
+        assert again.status_code == 409 and again.json()["recording_id"] == rid
+
+
+def test_duplicate_of_a_team_recording_keeps_its_id(api, tmp_path: Path) -> None:
+    _second_researcher(api)
+    path = make_tone(tmp_path / "team.wav", seconds=2.0, freq=619)
+    rid = upload(api, path, {"title": "Team interview"}).json()["recording"]["id"]
+    r = upload(api, path, {"title": "again"}, role="other")
+    assert r.status_code == 409
+    assert r.json()["recording_id"] == rid and f"recording {rid}" in r.json()["detail"]
+
 
 # --- item 9: maximum duration -------------------------------------------------------
 
