@@ -7,11 +7,12 @@ Every setting can be given as an environment variable with the ``SOURCEBOOK_`` p
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +28,15 @@ class Settings(BaseSettings):
     models_dir: Path = Field(Path("models"), description="Weights: `sourcebook models install`.")
     redis_url: str = Field("", description="redis://host:port/db; empty means the embedded queue.")
     max_upload_mb: int = Field(4096, ge=1, description="Largest accepted upload in MiB.")
+    max_json_kb: int = Field(
+        1024, ge=1, description="Largest JSON (or other non-upload) request body in KiB; "
+        "larger ones get 413 before they are read.")
+    max_import_mb: int = Field(
+        20, ge=1, description="Largest transcript, outline or manuscript body (SRT, WebVTT, "
+        "Sourcebook JSON, Markdown) in MiB: a 3-hour interview's VTT is a few MiB.")
+    token_ttl_days: int | None = Field(
+        None, ge=1, description="Days an API token works after it was issued (older tokens "
+        "too); unset = tokens do not expire. Web sign-ins last at most 14 days regardless.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     secret_key: str = Field(
@@ -54,6 +64,12 @@ class Settings(BaseSettings):
         120, ge=10, description="A running job with no heartbeat for this long is re-queued."
     )
 
+    @field_validator("token_ttl_days", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `SOURCEBOOK_TOKEN_TTL_DAYS=` in .env means "no expiry", not a parse error.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
         if not self.database_url:
@@ -67,6 +83,18 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def max_json_bytes(self) -> int:
+        return self.max_json_kb * 1024
+
+    @property
+    def max_import_bytes(self) -> int:
+        return self.max_import_mb * 1024 * 1024
+
+    @property
+    def token_ttl(self) -> timedelta | None:
+        return timedelta(days=self.token_ttl_days) if self.token_ttl_days else None
 
     def token_key(self) -> bytes:
         """The HMAC key for API tokens: the setting, or a per-installation secret file.
