@@ -20,6 +20,7 @@ from service.api import (
     consent,
     health,
     jobs,
+    model_catalog,
     people,
     quotes,
     recordings,
@@ -159,7 +160,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         app.add_exception_handler(error, database_unavailable)
     app.include_router(health.router)
     for module in (users, people, recordings, jobs, transcripts, search, chapters, quotes,
-                   consent, audit):
+                   consent, audit, model_catalog):
         app.include_router(module.router, prefix=API_PREFIX)
     from service import web
 
