@@ -22,9 +22,6 @@ from service.storage import Storage, StorageFullError, is_disk_full
 
 #: The largest non-file part (the upload's ``meta`` JSON).
 MAX_FIELD_BYTES = 64 * 1024
-#: A part's headers (Content-Disposition with the file name ...): a few hundred bytes.
-MAX_PART_HEADER_BYTES = 8 * 1024
-MAX_PART_HEADERS = 16
 #: Room for multipart headers and the meta part on top of the file's own limit.
 ENVELOPE_BYTES = MAX_FIELD_BYTES + 64 * 1024
 
@@ -102,24 +99,14 @@ class _Receiver:
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_field += data[start:end]
-        self._check_header()
 
     def on_header_value(self, data: bytes, start: int, end: int) -> None:
         self._header_value += data[start:end]
-        self._check_header()
-
-    def _check_header(self) -> None:
-        if len(self._header_field) + len(self._header_value) > MAX_PART_HEADER_BYTES:
-            raise UploadError(400, f"A multipart part header is over {MAX_PART_HEADER_BYTES} "
-                                   "bytes. Let your HTTP client build the form.")
 
     def on_header_end(self) -> None:
         self._headers[self._header_field.lower()] = self._header_value
         self._header_field = b""
         self._header_value = b""
-        if len(self._headers) > MAX_PART_HEADERS:
-            raise UploadError(400, f"A multipart part has more than {MAX_PART_HEADERS} "
-                                   "headers. Let your HTTP client build the form.")
 
     def _accepted(self) -> str:
         names = [self.file_field, *self.fields]
