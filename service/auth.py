@@ -152,15 +152,6 @@ def authenticate(session: Session, *, key: bytes, token: str,
     return user, api_token
 
 
-def user_for_token(session: Session, *, key: bytes, token: str,
-                   ttl: timedelta | None = None) -> User | None:
-    """The user behind a working ``token``, else None."""
-    try:
-        return authenticate(session, key=key, token=token, ttl=ttl)[0]
-    except TokenRefused:
-        return None
-
-
 def revoke_tokens(session: Session, *, user: User) -> int:
     """Revoke every token of ``user`` (web sessions too); returns how many were live.
 
