@@ -236,6 +236,11 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in _files(path))
 
 
+def size_bytes(path: Path) -> int:
+    """Total size of a model file or directory (stat only, nothing is read)."""
+    return _size(path)
+
+
 def _sha256(path: Path) -> str:
     """sha256 of a file; for a directory, of its sorted (relative path, file sha256) list."""
 

@@ -20,6 +20,7 @@ from service.api import (
     consent,
     health,
     jobs,
+    model_catalog,
     people,
     quotes,
     recordings,
@@ -30,6 +31,7 @@ from service.api import (
 from service.config import Settings, get_settings
 from service.crud.recordings import finish_interrupted_placements
 from service.db import DB_UNAVAILABLE_ERRORS, database_unavailable, make_engine, migrate
+from service.limits import BodyLimit
 from service.queue import HueyQueue, JobQueue, make_huey
 from service.storage import Storage
 
@@ -119,6 +121,8 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         summary="Interview archive: local transcription, quotes, citations and consent.",
         lifespan=lifespan,
     )
+    # Request body limits (issue 13, item 4): 413 before an oversized body is read.
+    app.add_middleware(BodyLimit, settings=settings)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -159,7 +163,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         app.add_exception_handler(error, database_unavailable)
     app.include_router(health.router)
     for module in (users, people, recordings, jobs, transcripts, search, chapters, quotes,
-                   consent, audit):
+                   consent, audit, model_catalog):
         app.include_router(module.router, prefix=API_PREFIX)
     from service import web
 

@@ -66,7 +66,8 @@ def users_create(
     with Session(engine) as session:
         try:
             user, token = auth.create_user(
-                session, key=settings.token_key(), name=name, role=role_value
+                session, key=settings.token_key(), name=name, role=role_value,
+                ttl=settings.token_ttl,
             )
         except ValueError as exc:
             _fail(str(exc))
@@ -98,7 +99,8 @@ def users_token(name: str) -> None:
         if user is None:
             _fail(f"no user named {name!r}; create one with `sourcebook users create`")
             return
-        token = auth.issue_token(session, key=settings.token_key(), user=user, label="cli")
+        token = auth.issue_token(session, key=settings.token_key(), user=user, label="cli",
+                                 ttl=settings.token_ttl)
         audit.record(session, actor=None, action="token", object_type="user", object_id=user.id)
         session.commit()
         typer.echo(token)
@@ -106,16 +108,76 @@ def users_token(name: str) -> None:
 
 @users_app.command("list")
 def users_list() -> None:
-    """List users and their roles."""
-    from sqlmodel import Session, col, select
+    """List users: id, name, role, state and last use."""
+    from sqlmodel import Session
 
+    from service import auth
     from service.db import make_engine
-    from service.models.users import User
 
     settings = _settings()
     with Session(make_engine(settings)) as session:
-        for user in session.exec(select(User).order_by(col(User.id))).all():
-            typer.echo(f"{user.id}\t{user.name}\t{user.role.value}")
+        for a in auth.accounts(session, ttl=settings.token_ttl):
+            used = f"{a.last_used_at:%Y-%m-%d %H:%M}" if a.last_used_at else "never used"
+            state = "disabled" if a.disabled else "active"
+            typer.echo(f"{a.id}\t{a.name}\t{a.role.value}\t{state}\t{used}\t"
+                       f"{a.active_tokens} token(s)")
+
+
+def _change_user(name: str, what: str) -> None:
+    """revoke, disable or enable the user ``name``, audited as done from the CLI."""
+    from sqlmodel import Session, select
+
+    from service import auth
+    from service.crud import audit
+    from service.db import make_engine
+    from service.db import migrate as run_migrations
+    from service.models.users import User
+
+    settings = _settings()
+    engine = make_engine(settings)
+    run_migrations(engine, settings)
+    with Session(engine) as session:
+        user = session.exec(select(User).where(User.name == name)).first()
+        if user is None:
+            _fail(f"no user named {name!r}; `sourcebook users list` shows who there is")
+            return
+        if what == "revoke":
+            count = auth.revoke_tokens(session, user=user)
+            summary = f"{count} token(s) revoked (cli)"
+            message = (f"revoked {count} token(s) of {name!r}; issue a new one with "
+                       f"`sourcebook users token {name}`.")
+        else:
+            # The CLI is the way back in, so it may disable the last admin too.
+            disabled = what == "disable"
+            changed = user.disabled != disabled
+            user.disabled = disabled
+            session.add(user)
+            summary = f"{what}d (cli)"
+            message = (f"{name!r} is {what}d" if changed else f"{name!r} was already {what}d")
+            if disabled:
+                message += "; their tokens give 401 until `sourcebook users enable` is run."
+        audit.record(session, actor=None, action="revoke" if what == "revoke" else "update",
+                     object_type="user", object_id=user.id, summary=summary)
+        session.commit()
+        typer.echo(message)
+
+
+@users_app.command("revoke")
+def users_revoke(name: str) -> None:
+    """Revoke every token of a user (API tokens and web sign-ins)."""
+    _change_user(name, "revoke")
+
+
+@users_app.command("disable")
+def users_disable(name: str) -> None:
+    """Disable a user: their tokens give 401 (and say why) until enabled again."""
+    _change_user(name, "disable")
+
+
+@users_app.command("enable")
+def users_enable(name: str) -> None:
+    """Enable a disabled user again (revoked tokens stay revoked)."""
+    _change_user(name, "enable")
 
 
 @models_app.command("install")
@@ -245,10 +307,12 @@ def _print_admin_token(settings: Settings) -> None:
         user = session.exec(select(User).where(User.name == "admin")).first()
         if user is None:
             user, token = auth.create_user(
-                session, key=settings.token_key(), name="admin", role=Role.admin
+                session, key=settings.token_key(), name="admin", role=Role.admin,
+                ttl=settings.token_ttl,
             )
         else:
-            token = auth.issue_token(session, key=settings.token_key(), user=user, label="serve")
+            token = auth.issue_token(session, key=settings.token_key(), user=user, label="serve",
+                                     ttl=settings.token_ttl)
         audit.record(session, actor=None, action="token", object_type="user", object_id=user.id,
                      summary="admin token issued by `serve --admin-token`")
         session.commit()

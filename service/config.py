@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.filemodes import open_private, private_dir, tighten
@@ -35,6 +36,15 @@ class Settings(BaseSettings):
         description="Longest accepted recording in hours: checked at upload against what "
         "the file says, and while normalising against what it really decodes to.",
     )
+    max_json_kb: int = Field(
+        1024, ge=1, description="Largest JSON (or other non-upload) request body in KiB; "
+        "larger ones get 413 before they are read.")
+    max_import_mb: int = Field(
+        20, ge=1, description="Largest transcript, outline or manuscript body (SRT, WebVTT, "
+        "Sourcebook JSON, Markdown) in MiB: a 3-hour interview's VTT is a few MiB.")
+    token_ttl_days: int | None = Field(
+        None, ge=1, description="Days an API token works after it was issued (older tokens "
+        "too); unset = tokens do not expire. Web sign-ins last at most 14 days regardless.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     secret_key: str = Field(
@@ -62,6 +72,12 @@ class Settings(BaseSettings):
         120, ge=10, description="A running job with no heartbeat for this long is re-queued."
     )
 
+    @field_validator("token_ttl_days", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `SOURCEBOOK_TOKEN_TTL_DAYS=` in .env means "no expiry", not a parse error.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
         if not self.database_url:
@@ -79,6 +95,18 @@ class Settings(BaseSettings):
     @property
     def max_duration_seconds(self) -> float:
         return self.max_duration_hours * 3600.0
+
+    @property
+    def max_json_bytes(self) -> int:
+        return self.max_json_kb * 1024
+
+    @property
+    def max_import_bytes(self) -> int:
+        return self.max_import_mb * 1024 * 1024
+
+    @property
+    def token_ttl(self) -> timedelta | None:
+        return timedelta(days=self.token_ttl_days) if self.token_ttl_days else None
 
     def token_key(self) -> bytes:
         """The HMAC key for API tokens: the setting, or a per-installation secret file.

@@ -41,9 +41,11 @@ from pipelines.errors import (
     AudioError,
     CancelledError,
     DurationLimitError,
+    ModelError,
     ModelNotFoundError,
 )
 from pipelines.runner import ModelCache, RunOptions, RunResult, StageProgress
+from service import model_catalog
 from service.config import Settings
 from service.crud import audit
 from service.crud.transcripts import SegmentIn, add_version
@@ -241,12 +243,13 @@ def run_options(ctx: WorkerContext, session: Session, job: Job, recording: Recor
         sorted({p.organisation for p in people if p.organisation}),
         language=language,
     )
-    backend = opts.get("backend") or ctx.settings.asr_backend
-    default_model = (ctx.settings.whisper_model if backend == "faster-whisper"
-                     else ctx.settings.openai_whisper_model)
+    # Names only: a job row naming a path or an unknown model fails here, before any
+    # file is opened (raises UnknownModel).
+    backend, model = model_catalog.spec_for(ctx.settings, backend=opts.get("backend"),
+                                            model=opts.get("model"))
     return RunOptions(
-        backend=backend,
-        model=opts.get("model") or default_model,
+        backend=backend,  # type: ignore[arg-type]  # checked by spec_for
+        model=model,
         language=language,
         beam_size=ctx.settings.beam_size,
         compute_type=ctx.settings.compute_type,
@@ -271,7 +274,12 @@ def execute(ctx: WorkerContext, job_id: int) -> None:
         recording = session.get(Recording, job.recording_id)
         if recording is None:
             return
-        options = run_options(ctx, session, job, recording)
+        try:
+            options = run_options(ctx, session, job, recording)
+        except model_catalog.UnknownModel as exc:
+            # Not worth a retry, and nothing was loaded, so nothing of a file is quoted.
+            _finish(ctx, job_id, job.attempts, JobState.failed, str(exc))
+            return
     assert recording.id is not None
     attempt = job.attempts
     # A worker killed mid-normalise leaves its temp file; the re-run starts clean.
@@ -303,6 +311,17 @@ def execute(ctx: WorkerContext, job_id: int) -> None:
         # Bad media and missing models do not get better by retrying.
         reporter.stop()
         _finish(ctx, job_id, attempt, JobState.failed, str(exc))
+    except ModelError:
+        # A model that will not load will not load on a retry either. Its error quotes the
+        # path and whatever the loader read (a pickle error shows the file's first byte),
+        # so the job row only says where to look.
+        reporter.stop()
+        log.exception("job %s: the %s model %r failed to load", job_id, options.backend,
+                      options.model)
+        _finish(ctx, job_id, attempt, JobState.failed,
+                f"The {options.backend} model could not be loaded; a server admin will find "
+                "the reason in the worker log (`sourcebook models list` shows what is "
+                "installed).")
     except Exception as exc:
         reporter.stop()
         log.exception("job %s failed", job_id)

@@ -20,7 +20,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from service.storage import Storage, StorageFullError, is_disk_full
 
-MAX_FIELD_BYTES = 256 * 1024
+#: The largest non-file part (the upload's ``meta`` JSON).
+MAX_FIELD_BYTES = 64 * 1024
 #: Room for multipart headers and the meta part on top of the file's own limit.
 ENVELOPE_BYTES = MAX_FIELD_BYTES + 64 * 1024
 
@@ -71,10 +72,13 @@ def check_filename(raw: bytes) -> str:
 
 
 class _Receiver:
-    def __init__(self, storage: Storage, file_field: str, max_bytes: int) -> None:
+    def __init__(self, storage: Storage, file_field: str, max_bytes: int,
+                 fields: tuple[str, ...]) -> None:
         self.storage = storage
         self.file_field = file_field
         self.max_bytes = max_bytes
+        #: The only other parts accepted; anything else is refused before it is read.
+        self.fields = fields
         self.result = ReceivedUpload()
         self._hash = hashlib.sha256()
         self._out: IO[bytes] | None = None
@@ -104,10 +108,20 @@ class _Receiver:
         self._header_field = b""
         self._header_value = b""
 
+    def _accepted(self) -> str:
+        names = [self.file_field, *self.fields]
+        listed = " and ".join(f"'{n}'" for n in names)
+        return f"the parts {listed}, once each" if len(names) > 1 else f"the part {listed}"
+
     def on_headers_finished(self) -> None:
         _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
         name = params.get(b"name", b"").decode("utf-8", "replace")
         self._part_name = name
+        if name != self.file_field and name not in self.fields:
+            raise UploadError(400, f"Unexpected part {name[:50]!r}: this upload accepts only "
+                                   f"{self._accepted()}.")
+        if name in self.result.fields:
+            raise UploadError(400, f"Send exactly one '{name}' part.")
         if name == self.file_field:
             if self.result.tmp_path is not None:
                 raise UploadError(400, f"Send exactly one '{self.file_field}' part.")
@@ -129,8 +143,8 @@ class _Receiver:
             self._field_buf += chunk
             if len(self._field_buf) > MAX_FIELD_BYTES:
                 raise UploadError(
-                    413, f"The form field '{self._part_name}' is over {MAX_FIELD_BYTES} bytes."
-                )
+                    413, f"The '{self._part_name}' part is over {MAX_FIELD_BYTES // 1024} KiB; "
+                    "it holds the recording's metadata, not its content.")
 
     def on_part_end(self) -> None:
         if self._part_is_file:
@@ -138,7 +152,7 @@ class _Receiver:
             self._out.close()
             self._out = None
             self.result.sha256 = self._hash.hexdigest()
-        elif self._part_name:
+        elif self._part_name is not None:
             self.result.fields[self._part_name] = bytes(self._field_buf)
 
     def close(self) -> None:
@@ -156,9 +170,14 @@ def _too_large(max_bytes: int) -> str:
 
 
 async def receive_multipart(
-    request: Request, *, storage: Storage, max_bytes: int, file_field: str = "file"
+    request: Request, *, storage: Storage, max_bytes: int, file_field: str = "file",
+    fields: tuple[str, ...] = ("meta",),
 ) -> ReceivedUpload:
-    """Stream a multipart body to disk. On any error nothing is left behind."""
+    """Stream a multipart body to disk. On any error nothing is left behind.
+
+    Only ``file_field`` and ``fields`` are accepted, each once; any other part is a 400
+    the moment its headers arrive, so no part is held that nobody reads.
+    """
     content_type = request.headers.get("content-type", "")
     ctype, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
@@ -173,7 +192,7 @@ async def receive_multipart(
         # Refuse before reading a byte: the client learns at once, the disk stays empty.
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, _too_large(max_bytes))
 
-    receiver = _Receiver(storage, file_field, max_bytes)
+    receiver = _Receiver(storage, file_field, max_bytes, fields)
     parser = MultipartParser(
         boundary,
         {

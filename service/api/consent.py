@@ -136,7 +136,7 @@ async def attach_consent_document(consent_id: int, request: Request, session: Se
     storage: Storage = request.app.state.storage
     try:
         upload = await receive_multipart(request, storage=storage,
-                                         max_bytes=crud.MAX_DOCUMENT_BYTES)
+                                         max_bytes=crud.MAX_DOCUMENT_BYTES, fields=())
     except StorageFullError:
         raise HTTPException(507, "The storage volume is full; nothing was stored.") from None
     try:

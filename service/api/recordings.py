@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from pipelines.errors import AudioError
 from pipelines.types import AudioInfo
+from service import model_catalog
 from service.access import can_see_recording, get_recording, recording_filter
 from service.api.deps import AnyUser, Limit, Offset, Researcher
 from service.crud import recordings as crud
@@ -308,13 +309,22 @@ def transcribe_recording(
     user: Researcher,
     options: JobOptions | None = None,
 ) -> Job:
-    """Queue a new transcription run; it will write a new transcript version."""
+    """Queue a new transcription run; it will write a new transcript version.
+
+    ``backend`` and ``model`` are names from GET /api/v1/models, never paths.
+    """
     from service.crud import jobs as job_crud
 
     recording = get_recording(session, user, recording_id)
+    options = options or JobOptions()
+    try:
+        model_catalog.check_request(request.app.state.settings, backend=options.backend,
+                                    model=options.model)
+    except model_catalog.UnknownModel as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     try:
         job = job_crud.create_job(
-            session, recording=recording, options=options or JobOptions(), actor=user
+            session, recording=recording, options=options, actor=user
         )
     except job_crud.JobConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None

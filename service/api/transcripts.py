@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, StringConstraints
 from sqlmodel import Session, SQLModel
 
 from pipelines.export import FORMATS
@@ -37,10 +37,6 @@ from service.models.users import User
 from service.visibility import is_redacted_for
 
 router = APIRouter(tags=["transcripts"])
-
-#: Largest transcript body accepted by the import (a 20-hour SRT is about 3 MB).
-MAX_IMPORT_BYTES = 20 * 1024 * 1024
-
 
 def _missing_transcript(exc: crud.NoTranscript) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
@@ -68,8 +64,8 @@ def read_transcript(
 # ----------------------------------------------------------------------------- speakers
 
 SpeakerMapBody = Annotated[
-    dict[str, int | None],
-    Body(examples=[{"SPEAKER_00": 1, "SPEAKER_01": 2, "SPEAKER_02": None}],
+    dict[Annotated[str, StringConstraints(max_length=50)], int | None],
+    Body(examples=[{"SPEAKER_00": 1, "SPEAKER_01": 2, "SPEAKER_02": None}], max_length=200,
          description="label -> person id, or null to unmap; labels left out keep theirs"),
 ]
 
@@ -211,7 +207,8 @@ async def import_transcript(
                         description="Where the transcript came from (stored as the model)"),
 ) -> crud.TranscriptView:
     """Import a published transcript (SRT, WebVTT or Sourcebook JSON) as a new version."""
-    data = await _read_capped(request, MAX_IMPORT_BYTES)
+    # SOURCEBOOK_MAX_IMPORT_MB (default 20 MiB; a 20-hour SRT is about 3 MB).
+    data = await _read_capped(request, request.app.state.settings.max_import_bytes)
     return await run_in_threadpool(_import, request, user, recording_id, data,
                                    request.headers.get("content-type"), language, source)
 

@@ -37,8 +37,12 @@ class Chapter(ChapterBase, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
 
 
+#: A chapter's manuscript: far more than a long chapter (~100 000 characters) needs.
+MAX_MANUSCRIPT_CHARS = 1_000_000
+
+
 class ChapterCreate(ChapterBase):
-    pass
+    manuscript: str | None = Field(default=None, max_length=MAX_MANUSCRIPT_CHARS)
 
 
 class ChapterUpdate(SQLModel):
@@ -46,7 +50,7 @@ class ChapterUpdate(SQLModel):
     number: str | None = Field(default=None, max_length=50)
     title: str | None = Field(default=None, min_length=1, max_length=500)
     summary: str | None = Field(default=None, max_length=20_000)
-    manuscript: str | None = None
+    manuscript: str | None = Field(default=None, max_length=MAX_MANUSCRIPT_CHARS)
     parent_id: int | None = None
     position: int | None = None
 

@@ -28,8 +28,11 @@ class JobStage(StrEnum):
 
 
 class JobOptions(SQLModel):
-    backend: str | None = Field(default=None, description="faster-whisper or openai-whisper")
-    model: str | None = Field(default=None, description="base, tiny.en, or a local model path")
+    backend: str | None = Field(default=None, max_length=50,
+                                description="faster-whisper or openai-whisper")
+    model: str | None = Field(default=None, max_length=200,
+                              description="A name from GET /api/v1/models (base, tiny.en ...); "
+                              "never a path")
     language: str | None = Field(default=None, max_length=16, description="auto, zh, en ...")
     num_speakers: int | None = Field(default=None, ge=1, le=20)
     min_speakers: int | None = Field(default=None, ge=1, le=20)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import field_validator
+from pydantic import StringConstraints, field_validator
 from sqlmodel import Field, SQLModel
 
 from service.models.base import enum_type, json_column, reject_null, ts_column, utcnow
@@ -38,13 +38,20 @@ class Person(PersonBase, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
 
 
+#: Other spellings and scripts of a name (pinyin, English, traditional): a handful.
+AltNames = Annotated[
+    list[Annotated[str, StringConstraints(min_length=1, max_length=200)]],
+    Field(max_length=50),
+]
+
+
 class PersonCreate(PersonBase):
-    pass
+    alt_names: AltNames = Field(default_factory=list)
 
 
 class PersonUpdate(SQLModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    alt_names: list[str] | None = None
+    alt_names: AltNames | None = None
     kind: PersonKind | None = None
     organisation: str | None = Field(default=None, max_length=200)
     notes: str | None = Field(default=None, max_length=20_000)

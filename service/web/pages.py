@@ -12,7 +12,15 @@ from sqlmodel import col
 
 from service.access import get_recording, recording_filter
 from service.api.deps import AnyUser, Offset, Staff
-from service.auth import RESEARCH, SESSION_COOKIE, csrf_token, user_for_token
+from service.auth import (
+    RESEARCH,
+    SESSION_COOKIE,
+    TokenRefused,
+    authenticate,
+    csrf_token,
+    end_web_session,
+    start_web_session,
+)
 from service.crud import jobs as job_crud
 from service.crud import people as people_crud
 from service.crud import recordings as rec_crud
@@ -64,7 +72,8 @@ def login_form(request: Request, next: str = "/recordings") -> HTMLResponse:
 @router.post("/login", response_class=HTMLResponse)
 def sign_in(request: Request, session: SessionDep, token: Annotated[str, Form()] = "",
             next: Annotated[str, Form()] = "/recordings") -> Response:
-    """Check the token like the API does; keep it in an HttpOnly, SameSite=Strict cookie."""
+    """Check the token like the API does, then start a web session of its own: the
+    HttpOnly, SameSite=Strict cookie holds a new session token, never the one typed in."""
     origin = request.headers.get("origin")
     if origin and origin not in ("null", f"{request.url.scheme}://{request.url.netloc}"):
         # Login CSRF: another site must not sign a visitor in under its own token.
@@ -73,26 +82,34 @@ def sign_in(request: Request, session: SessionDep, token: Annotated[str, Form()]
                                     "error": "Sign in from this site's own page."},
             status_code=403)
     token = token.strip()
-    user = user_for_token(session, key=request.app.state.token_key, token=token) if token else None
-    if user is None:
+    key, ttl = request.app.state.token_key, request.app.state.settings.token_ttl
+    try:
+        if not token:
+            raise TokenRefused("Paste the API token an admin gave you "
+                               "(sourcebook users create NAME --role ROLE).")
+        user, _ = authenticate(session, key=key, token=token, ttl=ttl)
+    except TokenRefused as exc:
         return templates.TemplateResponse(
             request, "login.html",
-            {"next": _safe_next(next), "user": None, "csrf": "",
-             "error": "That token is unknown or revoked. Ask an admin for one "
-                      "(sourcebook users create NAME --role ROLE)."},
+            {"next": _safe_next(next), "user": None, "csrf": "", "error": str(exc)},
             status_code=401)
+    web_token = start_web_session(session, key=key, user=user, ttl=ttl)
+    session.commit()
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
+    response.set_cookie(SESSION_COOKIE, web_token, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https", path="/")
     return response
 
 
 @router.post("/logout")
-def sign_out(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-    """Forget the cookie (the token itself stays valid for the API)."""
+def sign_out(request: Request, session: SessionDep,
+             csrf: Annotated[str, Form()] = "") -> Response:
+    """End this browser's session: its session token is revoked; API tokens stay valid."""
     token = request.cookies.get(SESSION_COOKIE, "")
     if token and csrf != csrf_token(request.app.state.token_key, token):
         return Response("Sign out from the page's own button.", status_code=403)
+    if token and end_web_session(session, key=request.app.state.token_key, token=token):
+        session.commit()
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

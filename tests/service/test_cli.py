@@ -42,6 +42,46 @@ def test_users_create_prints_the_token_last_and_it_works(tmp_path: Path) -> None
     assert key.stat().st_mode & 0o077 == 0
 
 
+def test_users_revoke_disable_enable_take_access_back(tmp_path: Path) -> None:
+    """The CLI's revoke and disable reach a running app's next request (SQLite here; the
+    same functions serve the API, tested on both databases in test_tokens)."""
+    from fastapi.testclient import TestClient
+    from sqlmodel import Session, select
+
+    from service.app import create_app
+    from service.config import Settings
+    from service.models.audit import AuditEvent
+
+    token = run_cli(tmp_path, "users", "create", "王五", "--role", "author"
+                    ).stdout.strip().splitlines()[-1]
+    settings = Settings(data_dir=tmp_path / "data", recordings_dir=tmp_path / "recordings",
+                        transcripts_dir=tmp_path / "transcripts", models_dir=DEFAULT_MODELS_DIR,
+                        embedded_workers=0)
+    with TestClient(create_app(settings)) as client:
+        def me() -> httpx.Response:
+            return client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+
+        assert me().status_code == 200
+        assert "disabled" in run_cli(tmp_path, "users", "disable", "王五").stdout
+        r = me()
+        assert r.status_code == 401 and "disabled" in r.json()["detail"]
+        assert "王五\tauthor\tdisabled" in run_cli(tmp_path, "users", "list").stdout
+        run_cli(tmp_path, "users", "enable", "王五")
+        assert me().status_code == 200
+        out = run_cli(tmp_path, "users", "revoke", "王五").stdout
+        assert "revoked 1 token(s)" in out
+        r = me()
+        assert r.status_code == 401 and "revoked" in r.json()["detail"]
+        missing = run_cli(tmp_path, "users", "revoke", "nobody", check=False)
+        assert missing.returncode == 1 and "no user named" in missing.stderr
+        with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+            actions = [(e.action, e.summary) for e in session.exec(
+                select(AuditEvent).where(AuditEvent.object_type == "user")
+                .order_by(AuditEvent.id)).all()]
+    assert actions[1:] == [("update", "disabled (cli)"), ("update", "enabled (cli)"),
+                           ("revoke", "1 token(s) revoked (cli)")]
+
+
 def test_serve_prints_an_admin_token_and_answers(tmp_path: Path) -> None:
     import socket
     import time

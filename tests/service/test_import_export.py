@@ -402,14 +402,13 @@ def test_import_encodings_size_format_and_roles(api, tmp_path: Path, monkeypatch
     assert post_import(api, rid, SRT_BODY, "text/srt", role="editor").status_code == 403
     assert post_import(api, 999999, SRT_BODY, "text/srt").status_code == 404
 
-    from service.api import transcripts as api_module
-
-    monkeypatch.setattr(api_module, "MAX_IMPORT_BYTES", 1024)
-    r = post_import(api, rid, SRT_BODY * 4, "text/srt")
+    monkeypatch.setattr(api.settings, "max_import_mb", 1)  # SOURCEBOOK_MAX_IMPORT_MB
+    over = (1024 * 1024) // len(SRT_BODY.encode()) + 1
+    r = post_import(api, rid, SRT_BODY * over, "text/srt")
     assert r.status_code == 413 and "MiB" in r.json()["detail"]
 
     def chunks():  # no Content-Length: the cap holds while streaming
-        for _ in range(8):
+        for _ in range(over):
             yield SRT_BODY.encode()
 
     r = api.client.post(f"/api/v1/recordings/{rid}/transcript", content=chunks(),

@@ -8,6 +8,7 @@ searchable, on both databases, and downgrade cleanly.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -94,4 +95,39 @@ def test_0005_indexes_only_the_latest_version_of_existing_data(database: str,
             n = conn.exec_driver_sql(
                 "SELECT count(*) FROM segment_fts WHERE segment_fts MATCH '\"长 期\"'").scalar()
             assert n == 2
+    engine.dispose()
+
+
+def test_0006_adds_token_expiry_and_existing_tokens_keep_working(database: str,
+                                                                 tmp_path: Path) -> None:
+    from service import auth
+    from tests.conftest import SECRET
+
+    _run(database, tmp_path, ("upgrade", "0005"))
+    key = SECRET.encode()
+    engine = sa.create_engine(database)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO \"user\" (id, name, role, disabled, created_at) "
+                             "VALUES (1, 'before 0006', 'author', false, :now)"),
+                     {"now": "2020-01-01 12:00:00"})
+        conn.execute(sa.text("INSERT INTO apitoken (user_id, digest, label, created_at, "
+                             "revoked) VALUES (1, :d, 'created', :now, false)"),
+                     {"d": auth.token_digest(key, "sb_old"), "now": "2020-01-01 12:00:00"})
+    engine.dispose()
+
+    _run(database, tmp_path, ("upgrade", "0006"))
+    engine = make_engine(make_settings(tmp_path, database))
+    with Session(engine) as session:
+        user, token = auth.authenticate(session, key=key, token="sb_old")
+        assert user.name == "before 0006" and token.expires_at is None
+        # ... unless a TTL is set now: it counts from when the token was issued.
+        with pytest.raises(auth.TokenRefused, match="expired"):
+            auth.authenticate(session, key=key, token="sb_old", ttl=timedelta(days=1))
+    engine.dispose()
+
+    _run(database, tmp_path, ("downgrade", "0005"))
+    engine = sa.create_engine(database)
+    with engine.connect() as conn:
+        assert "expires_at" not in [c["name"] for c in sa.inspect(conn).get_columns("apitoken")]
+        assert conn.execute(sa.text("SELECT count(*) FROM apitoken")).scalar() == 1
     engine.dispose()
