@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
 
-from service.models.base import enum_type, ts_column, utcnow
+from service.models.base import NEVER_REUSE_IDS, enum_type, ts_column, utcnow
 
 
 class Role(StrEnum):
@@ -23,6 +23,8 @@ class UserBase(SQLModel):
 
 
 class User(UserBase, table=True):
+    __table_args__ = NEVER_REUSE_IDS
+
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(min_length=1, max_length=200, unique=True)
     disabled: bool = False
@@ -31,6 +33,8 @@ class User(UserBase, table=True):
 
 class ApiToken(SQLModel, table=True):
     """A bearer token, stored only as its HMAC-SHA256 digest."""
+
+    __table_args__ = NEVER_REUSE_IDS
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", ondelete="CASCADE", index=True)
