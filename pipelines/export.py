@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pipelines.escaping import md_text
+
 JSON_FORMAT = "sourcebook-transcript"
 JSON_VERSION = 1
 
@@ -96,13 +98,14 @@ def to_txt(doc: ExportDoc) -> str:
 
 
 def to_md(doc: ExportDoc) -> str:
-    lines = [f"# {doc.title}", ""]
-    lines += [f"- **{k}**: {v}" for k, v in doc.metadata.items() if v]
+    # Title, names and text are the archive's, never Markdown or HTML of their own.
+    lines = [f"# {md_text(doc.title)}", ""]
+    lines += [f"- **{md_text(k)}**: {md_text(v)}" for k, v in doc.metadata.items() if v]
     if doc.metadata:
         lines.append("")
     for name, start, _, texts in _turns(doc):
-        lines.append(f"**{name}** `{hms(start)}`  ")
-        lines.append(_join(texts))
+        lines.append(f"**{md_text(name)}** `{hms(start)}`  ")
+        lines.append(md_text(_join(texts)))
         lines.append("")
     return "\n".join(lines)
 

@@ -32,6 +32,7 @@ from service.config import Settings, get_settings
 from service.crud.recordings import finish_interrupted_placements
 from service.db import DB_UNAVAILABLE_ERRORS, database_unavailable, make_engine, migrate
 from service.limits import BodyLimit
+from service.headers import SecurityHeaders
 from service.queue import HueyQueue, JobQueue, make_huey
 from service.storage import Storage
 
@@ -120,9 +121,14 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         version="0.1.0",
         summary="Interview archive: local transcription, quotes, citations and consent.",
         lifespan=lifespan,
+        # /docs is served by service.web.docs from vendored files (offline, under the CSP).
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     # Request body limits (issue 13, item 4): 413 before an oversized body is read.
     app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -16,7 +16,8 @@ are left out: a bag is a copy that travels, and a restored installation issues n
 tokens (``sourcebook users token NAME``).
 
 Restoring needs an empty database at the same schema revision. Ids are kept, so every
-reference holds; PostgreSQL sequences are moved past the restored ids; SQLite's FTS
+reference holds; id counters (PostgreSQL sequences, SQLite's AUTOINCREMENT) are moved
+past the restored ids and past the ids the restored audit log names; SQLite's FTS
 triggers index the restored ``search_text`` as the segments are inserted.
 """
 
@@ -36,13 +37,14 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col
 
 import service.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from service.config import Settings
 from service.crud import audit
 from service.db import current_revision, head_revision, migrate
 from service.filemodes import READ_ONLY_MODE, open_private, private_dir
+from service.models.audit import OBJECT_TABLES, AuditEvent
 from service.models.base import UTCDateTime
 from service.storage import CHUNK, Storage, sha256_file
 
@@ -360,8 +362,7 @@ def import_archive(engine: Engine, settings: Settings, bag: Path) -> ArchiveResu
                 if entry is None:
                     raise ArchiveError(f"the archive has no rows file for table {table.name}")
                 result.rows[table.name] = _load_table(conn, table, bag / "data" / entry["file"])
-            if engine.dialect.name == "postgresql":
-                _reset_sequences(conn)
+            _advance_id_counters(conn)
             for rel, digest in sorted(media.items()):
                 target = storage.path_of(rel)
                 if target.exists():
@@ -476,15 +477,40 @@ def _decode_row(table: sa.Table, row: dict[str, Any], json_cols: set[str]) -> di
     return values
 
 
-def _reset_sequences(conn: Connection) -> None:
-    """Move each id sequence past the restored ids, so the next insert does not collide."""
+def _audit_named_ids(conn: Connection) -> dict[str, int]:
+    """Per table, the highest id the (restored) audit log names."""
+    numeric = (col(AuditEvent.object_id).op("GLOB")("[0-9]*")
+               & ~col(AuditEvent.object_id).op("GLOB")("*[^0-9]*")
+               if conn.dialect.name == "sqlite"
+               else col(AuditEvent.object_id).op("~")("^[0-9]{1,18}$"))
+    rows = conn.execute(
+        sa.select(AuditEvent.object_type,  # type: ignore[call-overload]
+                  sa.func.max(sa.cast(AuditEvent.object_id, sa.BigInteger)))
+        .where(numeric, col(AuditEvent.object_type).in_(OBJECT_TABLES))
+        .group_by(AuditEvent.object_type))
+    return {OBJECT_TABLES[kind]: int(top) for kind, top in rows if top is not None}
+
+
+def _advance_id_counters(conn: Connection) -> None:
+    """Move each id counter past the restored ids, so the next insert does not collide,
+    and past every id the restored audit log names: a row deleted before the export
+    must not lend its id to a new one (the log would name two objects by one id)."""
+    named = _audit_named_ids(conn)
     for table in SQLModel.metadata.sorted_tables:
         column = table.autoincrement_column
         if column is None:
             continue
-        next_id = sa.select(sa.func.coalesce(sa.func.max(column), 0) + 1).scalar_subquery()
-        sequence = sa.func.pg_get_serial_sequence(f'"{table.name}"', column.name)
-        conn.execute(sa.select(sa.func.setval(sequence, next_id, False)))
+        top = max(conn.execute(sa.select(sa.func.max(column))).scalar() or 0,
+                  named.get(table.name, 0))
+        if conn.dialect.name == "postgresql":
+            sequence = sa.func.pg_get_serial_sequence(f'"{table.name}"', column.name)
+            conn.execute(sa.select(sa.func.setval(sequence, top + 1, False)))
+        elif table.dialect_options["sqlite"]["autoincrement"] and top:
+            # The inserts left sqlite_sequence at the highest restored id (or no row).
+            conn.execute(sa.text("DELETE FROM sqlite_sequence WHERE name = :n"),
+                         {"n": table.name})
+            conn.execute(sa.text("INSERT INTO sqlite_sequence (name, seq) VALUES (:n, :s)"),
+                         {"n": table.name, "s": top})
 
 
 # --- files ----------------------------------------------------------------------------

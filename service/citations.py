@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+from pipelines.escaping import md_text
 from pipelines.text import is_cjk
 
 Style = Literal["chicago", "short"]
@@ -106,18 +107,19 @@ def cite(src: Source, style: Style = "chicago") -> str:
 
 
 def bibliography_entry(src: Source, quoted_at: list[float] | None = None) -> str:
-    """One Markdown list item of a chapter's sources (Chicago bibliography form)."""
+    """One Markdown list item of a chapter's sources (Chicago bibliography form); names,
+    place and title are escaped (``md_text``), so none of them adds HTML or a link."""
     speaker = inverted_name(src.speaker) if src.speaker else UNKNOWN_SPEAKER
-    parts = [f"{speaker}. Interview"]
+    parts = [f"{md_text(speaker)}. Interview"]
     by = join_names(src.interviewers)
     if by:
-        parts[0] += f" by {by}"
-    tail = ", ".join(x for x in (src.location.strip() if src.location else None,
+        parts[0] += f" by {md_text(by)}"
+    tail = ", ".join(x for x in (md_text(src.location) if src.location else None,
                                  src.recorded_on.isoformat() if src.recorded_on else None) if x)
     if tail:
         parts.append(tail)
     if src.title:
-        parts.append(f'Recording "{src.title.strip()}"')
+        parts.append(f'Recording "{md_text(src.title)}"')
     if src.recording_id is not None:
         parts.append(f"Sourcebook recording {src.recording_id}")
     entry = "- " + ". ".join(parts) + "."

@@ -101,14 +101,43 @@ def alembic_config(settings: Settings) -> Any:
 
 def migrate(engine: Engine, settings: Settings) -> None:
     """Upgrade the database to the latest schema (idempotent)."""
-    from alembic import command
-
     if current_revision(engine) == _head(str(MIGRATIONS_DIR)):
         return  # the common case on every start: nothing to do, skip Alembic's machinery
-    with _migrate_lock, engine.begin() as conn:
-        cfg = alembic_config(settings)
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    run_migrations(engine, settings, "upgrade", "head")
+
+
+def run_migrations(engine: Engine, settings: Settings, verb: str, revision: str) -> None:
+    """``alembic upgrade|downgrade <revision>`` on ``engine``, in one transaction.
+
+    On SQLite, foreign keys are off while it runs: a migration that rebuilds a table
+    (batch mode) drops the old one, and with them on, that drop deletes every row that
+    references it. They are checked before the commit and turned on again afterwards.
+    The PRAGMA only works outside a transaction, so it comes before the explicit BEGIN
+    (which also makes the DDL transactional: pysqlite would autocommit it).
+    """
+    from alembic import command
+
+    with _migrate_lock, engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                if sqlite:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                cfg = alembic_config(settings)
+                cfg.attributes["connection"] = conn
+                getattr(command, verb)(cfg, revision)
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(f"migration to {revision} left rows whose foreign "
+                                           f"keys point nowhere, e.g. {broken[:5]}; rolled back")
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from pipelines.escaping import md_text
 from service import citations, outline
 from service.access import can_see_recording
 from service.crud import audit
@@ -353,7 +354,7 @@ def sources_markdown(session: Session, *, chapter: Chapter, user: User) -> str:
             src = source_of(session, group[0])
             entry = citations.bibliography_entry(src, [q.start for q in group])
             entries.append((entry.lower(), entry))
-    lines = [f"# Sources: {label(chapter)}", ""]
+    lines = [f"# Sources: {md_text(label(chapter))}", ""]
     if entries:
         lines += [e for _, e in sorted(entries)]
     else:

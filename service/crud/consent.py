@@ -7,8 +7,6 @@ Audit summaries carry ids, counts and dates only, never interview text.
 
 from __future__ import annotations
 
-import csv
-import io
 import secrets
 import shutil
 from collections.abc import Iterable, Sequence
@@ -19,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from pipelines.escaping import csv_text, md_text
 from pipelines.export import hms
 from service import clearance as rules
 from service.crud import audit
@@ -527,16 +526,12 @@ CSV_COLUMNS = ("quote_id", "chapter_id", "chapter", "usage", "status", "attribut
 
 
 def render_csv(report: ClearanceReport) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for r in report.data:
-        writer.writerow([r.quote_id, r.chapter_id, r.chapter, r.usage, r.status,
-                         r.attribution or "", r.attribution_level or "", r.speaker or "",
-                         r.person_id or "", r.recording_id or "", r.recording_title or "",
-                         f"{r.start:.2f}",
-                         f"{r.end:.2f}", "; ".join(r.reasons)])
-    return buf.getvalue()
+    """The report as a spreadsheet; titles and names cannot become formulas (csv_text)."""
+    return csv_text(CSV_COLUMNS, (
+        [r.quote_id, r.chapter_id, r.chapter, r.usage, r.status, r.attribution or "",
+         r.attribution_level or "", r.speaker or "", r.person_id or "", r.recording_id or "",
+         r.recording_title or "", f"{r.start:.2f}", f"{r.end:.2f}", "; ".join(r.reasons)]
+        for r in report.data))
 
 
 _STATUS_WORDS = {"cleared": "cleared", "needs_approval": "needs approval", "blocked": "BLOCKED"}
@@ -548,13 +543,18 @@ def _short(text: str, limit: int = 160) -> str:
 
 
 def render_markdown(report: ClearanceReport, *, title: str = "Clearance report") -> str:
-    """A report an editor can send: the blocked uses first, then every chapter in order."""
+    """A report an editor can send: the blocked uses first, then every chapter in order.
+
+    Every value from the archive goes through ``md_text``: a title or a name cannot add
+    HTML, a link or a table column to the report.
+    """
     t = report.totals
-    scope = (f"chapter {report.data[0].chapter}" if report.chapter_id is not None and report.data
+    scope = (f"chapter {md_text(report.data[0].chapter)}"
+             if report.chapter_id is not None and report.data
              else "the whole book" if report.chapter_id is None
              else f"chapter id {report.chapter_id}")
     lines = [
-        f"# {title}",
+        f"# {md_text(title)}",
         "",
         f"- Planned publication date: **{report.as_of.isoformat()}**",
         f"- Scope: {scope}",
@@ -571,9 +571,9 @@ def render_markdown(report: ClearanceReport, *, title: str = "Clearance report")
         lines += ["## Blocked: must not be printed", "",
                   "| Chapter | Quote | Usage | Speaker | Why |", "|---|---|---|---|---|"]
         for r in blocked:
-            why = "<br>".join(_md_cell(x) for x in r.reasons)
-            lines.append(f"| {_md_cell(r.chapter)} | #{r.quote_id} | {r.usage} | "
-                         f"{_md_cell(r.speaker or 'unidentified')} | {why} |")
+            why = "<br>".join(md_text(x) for x in r.reasons)
+            lines.append(f"| {md_text(r.chapter)} | #{r.quote_id} | {r.usage} | "
+                         f"{md_text(r.speaker or 'unidentified')} | {why} |")
         lines.append("")
     current: int | None = None
     for r in report.data:
@@ -581,26 +581,22 @@ def render_markdown(report: ClearanceReport, *, title: str = "Clearance report")
             if current is not None:
                 lines.append("")
             current = r.chapter_id
-            lines += [f"## {r.chapter}", ""]
-        where = (f"《{r.recording_title}》 {hms(r.start)}–{hms(r.end)}"
+            lines += [f"## {md_text(r.chapter)}", ""]
+        where = (f"《{md_text(r.recording_title)}》 {hms(r.start)}–{hms(r.end)}"
                  if r.recording_id is not None else "recording deleted")
         head = f"- **Quote #{r.quote_id}** ({r.usage}; {where}): **{_STATUS_WORDS[r.status]}**"
         if r.attribution:
             how = "by name" if r.attribution_level == Attribution.on_record.value else \
                 "by descriptor only"
-            head += f"; attribute {how} as “{r.attribution}”"
+            head += f"; attribute {how} as “{md_text(r.attribution)}”"
         lines.append(head)
         if r.excerpt:
-            lines.append(f"  > {_short(r.excerpt)}")
+            lines.append(f"  > {md_text(_short(r.excerpt))}")
         elif r.status == "blocked":
             lines.append("  > (text withheld)")
-        lines += [f"  - {reason}" for reason in r.reasons]
+        lines += [f"  - {md_text(reason)}" for reason in r.reasons]
     lines.append("")
     return "\n".join(lines)
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 # --- access report and erasure ------------------------------------------------------

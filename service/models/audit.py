@@ -26,6 +26,15 @@ class AuditEvent(SQLModel, table=True):
     summary: str = Field(default="", max_length=2_000)
 
 
+#: The table whose ids each ``object_type`` names (the tables that never reuse an id,
+#: ``NEVER_REUSE_IDS``); a restore moves each id counter past the ids the log names.
+OBJECT_TABLES: dict[str, str] = {
+    "user": "user", "token": "apitoken", "person": "person", "recording": "recording",
+    "job": "job", "transcript": "transcript", "segment": "segment", "chapter": "chapter",
+    "quote": "quote", "consent": "consentagreement", "restriction": "restriction",
+}
+
+
 class AuditEventPublic(SQLModel):
     id: int
     at: datetime

@@ -9,6 +9,12 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ValidationInfo
 from sqlalchemy.engine import Dialect
 
+#: ``__table_args__`` of every table whose rows the audit log names by id. A plain SQLite
+#: INTEGER PRIMARY KEY hands the id of a deleted last row to the next row, so one audit
+#: object id would name two objects; AUTOINCREMENT never reuses an id. PostgreSQL's
+#: sequences never go back anyway. Migration 0007 rebuilt the existing SQLite tables.
+NEVER_REUSE_IDS: dict[str, Any] = {"sqlite_autoincrement": True}
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""

@@ -8,7 +8,7 @@ from enum import StrEnum
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
-from service.models.base import enum_type, reject_null, ts_column, utcnow
+from service.models.base import NEVER_REUSE_IDS, enum_type, reject_null, ts_column, utcnow
 
 
 class ChapterKind(StrEnum):
@@ -29,6 +29,8 @@ class ChapterBase(SQLModel):
 
 
 class Chapter(ChapterBase, table=True):
+    __table_args__ = NEVER_REUSE_IDS
+
     id: int | None = Field(default=None, primary_key=True)
     parent_id: int | None = Field(
         default=None, foreign_key="chapter.id", ondelete="CASCADE", index=True

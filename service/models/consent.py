@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlmodel import Field, SQLModel
 
 from service.models.audit import AuditEventPublic
-from service.models.base import enum_type, ts_column, utcnow
+from service.models.base import NEVER_REUSE_IDS, enum_type, ts_column, utcnow
 from service.models.people import PersonPublic
 
 
@@ -45,6 +45,8 @@ class ApprovalDecision(StrEnum):
 
 
 class ConsentAgreement(SQLModel, table=True):
+    __table_args__ = NEVER_REUSE_IDS
+
     id: int | None = Field(default=None, primary_key=True)
     person_id: int = Field(foreign_key="person.id", ondelete="CASCADE", index=True)
     #: None: the agreement covers every recording of the person.
@@ -71,6 +73,8 @@ class ConsentAgreement(SQLModel, table=True):
 
 
 class Restriction(SQLModel, table=True):
+    __table_args__ = NEVER_REUSE_IDS
+
     id: int | None = Field(default=None, primary_key=True)
     recording_id: int = Field(foreign_key="recording.id", ondelete="CASCADE", index=True)
     start: float

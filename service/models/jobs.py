@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Field, SQLModel
 
-from service.models.base import enum_type, json_column, ts_column, utcnow
+from service.models.base import NEVER_REUSE_IDS, enum_type, json_column, ts_column, utcnow
 
 
 class JobState(StrEnum):
@@ -40,6 +40,8 @@ class JobOptions(SQLModel):
 
 
 class Job(SQLModel, table=True):
+    __table_args__ = NEVER_REUSE_IDS
+
     id: int | None = Field(default=None, primary_key=True)
     recording_id: int = Field(foreign_key="recording.id", ondelete="CASCADE", index=True)
     kind: str = Field(default="transcribe", max_length=50)

@@ -9,7 +9,14 @@ from typing import Annotated, Any
 from pydantic import StringConstraints, field_validator
 from sqlmodel import Field, SQLModel
 
-from service.models.base import enum_type, json_column, reject_null, ts_column, utcnow
+from service.models.base import (
+    NEVER_REUSE_IDS,
+    enum_type,
+    json_column,
+    reject_null,
+    ts_column,
+    utcnow,
+)
 
 
 class PersonKind(StrEnum):
@@ -30,6 +37,8 @@ class PersonBase(SQLModel):
 
 
 class Person(PersonBase, table=True):
+    __table_args__ = NEVER_REUSE_IDS
+
     id: int | None = Field(default=None, primary_key=True)
     #: Consent to biometric processing; a voiceprint is only kept while this is true.
     biometric_consent: bool = False

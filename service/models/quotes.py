@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
 
-from service.models.base import enum_type, ts_column, utcnow
+from service.models.base import NEVER_REUSE_IDS, enum_type, ts_column, utcnow
 
 
 class Usage(StrEnum):
@@ -17,6 +17,8 @@ class Usage(StrEnum):
 
 
 class Quote(SQLModel, table=True):
+    __table_args__ = NEVER_REUSE_IDS
+
     id: int | None = Field(default=None, primary_key=True)
     recording_id: int | None = Field(
         default=None, foreign_key="recording.id", ondelete="SET NULL", index=True

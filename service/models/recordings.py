@@ -9,7 +9,14 @@ import sqlalchemy as sa
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
-from service.models.base import enum_type, json_column, reject_null, ts_column, utcnow
+from service.models.base import (
+    NEVER_REUSE_IDS,
+    enum_type,
+    json_column,
+    reject_null,
+    ts_column,
+    utcnow,
+)
 
 
 class RecordingSource(StrEnum):
@@ -55,6 +62,8 @@ class RecordingBase(SQLModel):
 
 
 class Recording(RecordingBase, table=True):
+    __table_args__ = NEVER_REUSE_IDS
+
     id: int | None = Field(default=None, primary_key=True)
     status: RecordingStatus = Field(
         default=RecordingStatus.queued, sa_type=enum_type(RecordingStatus)

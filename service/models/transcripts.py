@@ -10,13 +10,13 @@ from pydantic import BaseModel
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
-from service.models.base import json_column, ts_column, utcnow
+from service.models.base import NEVER_REUSE_IDS, json_column, ts_column, utcnow
 
 
 class Transcript(SQLModel, table=True):
     """One version of a recording's transcript; a new run or import adds a version."""
 
-    __table_args__ = (sa.UniqueConstraint("recording_id", "version"),)
+    __table_args__ = (sa.UniqueConstraint("recording_id", "version"), NEVER_REUSE_IDS)
 
     id: int | None = Field(default=None, primary_key=True)
     recording_id: int = Field(foreign_key="recording.id", ondelete="CASCADE", index=True)
@@ -39,6 +39,8 @@ class Segment(SQLModel, table=True):
     with it and never queried alone, and a row per word would make a 2 000-hour archive
     some 20 M rows heavier for nothing.
     """
+
+    __table_args__ = NEVER_REUSE_IDS
 
     id: int | None = Field(default=None, primary_key=True)
     transcript_id: int = Field(foreign_key="transcript.id", ondelete="CASCADE", index=True)

@@ -8,7 +8,7 @@ from enum import StrEnum
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
-from service.models.base import enum_type, reject_null, ts_column, utcnow
+from service.models.base import NEVER_REUSE_IDS, enum_type, reject_null, ts_column, utcnow
 
 
 class Role(StrEnum):
@@ -24,6 +24,8 @@ class UserBase(SQLModel):
 
 
 class User(UserBase, table=True):
+    __table_args__ = NEVER_REUSE_IDS
+
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(min_length=1, max_length=200, unique=True)
     disabled: bool = False
@@ -32,6 +34,8 @@ class User(UserBase, table=True):
 
 class ApiToken(SQLModel, table=True):
     """A bearer token, stored only as its HMAC-SHA256 digest."""
+
+    __table_args__ = NEVER_REUSE_IDS
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", ondelete="CASCADE", index=True)

@@ -17,6 +17,7 @@ from service.config import Settings
 from service.db import make_engine
 from service.models.chapters import Chapter, ChapterKind
 from service.models.people import Person
+from service.models.quotes import Quote
 from service.models.recordings import Speaker
 from service.models.transcripts import Segment
 from tests.conftest import POSTGRES_URL, SECRET
@@ -287,3 +288,35 @@ def test_export_never_leaves_a_half_bag_under_the_name(api: Any, tmp_path: Path)
     out = run_ops(api, "export-archive", str(bag))
     assert out.returncode == 1 and "sourcebook fsck" in out.stderr
     assert not bag.exists() and not bag.with_name("bag.partial").exists()
+
+
+def test_a_restore_never_gives_out_an_id_the_audit_log_names(api: Any, tmp_path: Path,
+                                                             restore_url: str) -> None:
+    """The newest quote, person and chapter are deleted before the export: the restored
+    rows stop below their ids, but the restored audit log still names them."""
+    populate(api, tmp_path)
+    person = book.create_person(api, "删掉的人")
+    chapter = api.client.post("/api/v1/chapters", json={"kind": "chapter", "title": "删掉的章"},
+                              headers=api.headers("author")).json()["id"]
+    with Session(api.engine) as session:
+        quote = session.exec(select(sa.func.max(col(Quote.id)))).one()
+    for url, role in ((f"/api/v1/quotes/{quote}", "author"),
+                      (f"/api/v1/people/{person}", "researcher"),
+                      (f"/api/v1/chapters/{chapter}", "author")):
+        r = api.client.delete(url, headers=api.headers(role))
+        assert r.status_code == 204, (url, r.text)
+    round_trip(api, tmp_path, restore_url)
+    for target in engine_for(restore_url):
+        with Session(target) as session:
+            new = [Person(name="杨植麟"), Chapter(title="新的一章", kind=ChapterKind.chapter,
+                                                  position=0)]
+            session.add_all(new)
+            session.commit()
+            assert new[0].id is not None and new[0].id > person
+            assert new[1].id is not None and new[1].id > chapter
+            old = session.get(Quote, 1)
+            assert old is not None
+            copy = Quote(**old.model_dump(exclude={"id"}))
+            session.add(copy)
+            session.commit()
+            assert copy.id is not None and copy.id > quote

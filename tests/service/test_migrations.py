@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from service.db import alembic_config, make_engine
+from service.db import alembic_config, make_engine, run_migrations
 from service.models.users import Role, User
 from service.search import search
 from tests.conftest import POSTGRES_URL, make_settings
@@ -50,10 +50,7 @@ def _run(url: str, tmp_path: Path, *steps: tuple[str, str]) -> None:
     engine = make_engine(settings)
     try:
         for verb, rev in steps:
-            with engine.begin() as conn:
-                cfg = alembic_config(settings)
-                cfg.attributes["connection"] = conn
-                getattr(command, verb)(cfg, rev)
+            run_migrations(engine, settings, verb, rev)
     finally:
         engine.dispose()
 
@@ -131,3 +128,201 @@ def test_0006_adds_token_expiry_and_existing_tokens_keep_working(database: str,
         assert "expires_at" not in [c["name"] for c in sa.inspect(conn).get_columns("apitoken")]
         assert conn.execute(sa.text("SELECT count(*) FROM apitoken")).scalar() == 1
     engine.dispose()
+# --- 0007: ids are never reused ------------------------------------------------------
+
+IDS_TABLES = ("user", "apitoken", "person", "recording", "job", "transcript", "segment",
+              "chapter", "quote", "consentagreement", "restriction")
+
+
+def _before_0007(tmp_path: Path) -> str:
+    from alembic.script import ScriptDirectory
+
+    revision = ScriptDirectory.from_config(alembic_config(make_settings(tmp_path, "sqlite://"))
+                                           ).get_revision("0007")
+    assert revision is not None and isinstance(revision.down_revision, str)
+    return revision.down_revision
+
+
+def _write_archive(url: str, tmp_path: Path) -> None:
+    """A little of everything, written by the models at the schema before 0007, with rows
+    that reference each rebuilt table (a drop with foreign keys on would delete them)."""
+    from service.crud import audit
+    from service.crud.transcripts import SegmentIn, add_version
+    from service.models.chapters import Chapter
+    from service.models.consent import ConsentAgreement, Restriction, RestrictionLevel
+    from service.models.jobs import Job
+    from service.models.people import Person
+    from service.models.quotes import ChapterQuote, Quote
+    from service.models.recordings import Participant, ParticipantRole, Recording, Speaker
+    from service.models.transcripts import Revision, Segment
+    from service.models.users import ApiToken
+
+    engine = make_engine(make_settings(tmp_path, url))
+    try:
+        with Session(engine) as s:
+            user = User(name="editor", role=Role.editor)
+            s.add(user)
+            s.flush()
+            s.add(ApiToken(user_id=user.id, digest="d" * 64))
+            yan = Person(name="闫俊杰", kind="founder")
+            s.add(yan)
+            rec = Recording(title="before 0007", source="interview", sha256="7" * 64,
+                            size_bytes=1, duration=60, format_name="wav", codec="pcm",
+                            sample_rate=16000, channels=1, media_path="1/original.wav")
+            s.add(rec)
+            s.flush()
+            s.add(Participant(recording_id=rec.id, person_id=yan.id,
+                              role=ParticipantRole.interviewee))
+            s.add(Job(recording_id=rec.id))
+            t = add_version(s, recording_id=rec.id, backend="import", model="test",
+                            language="zh", created_by=None, segments=[
+                                SegmentIn(start=0, end=5, speaker="SPEAKER_00",
+                                          text="我们很早就决定做长期主义", language="zh"),
+                                SegmentIn(start=5, end=9, speaker="SPEAKER_01",
+                                          text="old words about flywheels", language="en")])
+            s.flush()
+            speaker = s.exec(select(Speaker).where(Speaker.label == "SPEAKER_00")).one()
+            speaker.person_id = yan.id
+            segment = s.exec(select(Segment).where(Segment.transcript_id == t.id)).first()
+            assert segment is not None
+            s.add(Revision(segment_id=segment.id, user_id=user.id, before_text="a", after_text="b",
+                           before_speaker="SPEAKER_00", after_speaker="SPEAKER_00"))
+            chapter = Chapter(kind="chapter", title="第一章", position=0)
+            s.add(chapter)
+            quotes = [Quote(recording_id=rec.id, transcript_version=1, start=0, end=5,
+                            speaker="SPEAKER_00", person_id=yan.id, verbatim=f"q{i}")
+                      for i in range(3)]
+            s.add_all(quotes)
+            s.add(ConsentAgreement(person_id=yan.id, recording_id=rec.id))
+            s.add(Restriction(recording_id=rec.id, start=1, end=2,
+                              level=RestrictionLevel.off_record))
+            s.flush()
+            s.add(ChapterQuote(chapter_id=chapter.id, quote_id=quotes[0].id))
+            s.delete(quotes[2])  # the newest quote: SQLite would give its id out again
+            # An older quote, deleted long ago: only the audit log still names it.
+            audit.record(s, actor=user, action="delete", object_type="quote", object_id=9)
+            audit.record(s, actor=user, action="delete", object_type="quote",
+                         object_id=quotes[2].id)
+            s.commit()
+    finally:
+        engine.dispose()
+
+
+def _sqlite_schema(conn: sa.Connection) -> dict[str, Any]:
+    """Columns, keys, indexes, triggers and views: everything but AUTOINCREMENT."""
+    out: dict[str, Any] = {}
+    tables = [r[0] for r in conn.exec_driver_sql(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "AND name NOT LIKE 'segment_fts%'")]
+    for t in tables:
+        indexes = set()
+        for _, name, unique, origin, partial in conn.exec_driver_sql(
+                f'PRAGMA index_list("{t}")'):
+            cols = tuple(r[2] for r in conn.exec_driver_sql(f'PRAGMA index_info("{name}")'))
+            indexes.add((name if origin == "c" else origin, unique, partial, cols))
+        out[t] = {
+            "columns": [tuple(r) for r in conn.exec_driver_sql(f'PRAGMA table_info("{t}")')],
+            "foreign_keys": sorted(tuple(r[2:]) for r in conn.exec_driver_sql(
+                f'PRAGMA foreign_key_list("{t}")')),
+            "indexes": indexes,
+        }
+    out["sql"] = dict(conn.exec_driver_sql(
+        "SELECT name, sql FROM sqlite_master WHERE type IN ('trigger', 'view')").all())
+    return out
+
+
+def _rows(conn: sa.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    tables = sa.inspect(conn).get_table_names()
+    return {t: [tuple(r) for r in conn.execute(sa.text(f'SELECT * FROM "{t}" ORDER BY 1'))]
+            for t in tables if t != "alembic_version" and not t.startswith("segment_fts")}
+
+
+def _snapshot(url: str) -> tuple[dict[str, Any], dict[str, list[tuple[Any, ...]]], set[str]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name != "sqlite":
+                return {}, _rows(conn), set()
+            autoinc = {name for name, sql in conn.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+                if "AUTOINCREMENT" in sql}
+            return _sqlite_schema(conn), _rows(conn), autoinc
+    finally:
+        engine.dispose()
+
+
+def _fts_ok(url: str) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                conn.exec_driver_sql(
+                    "INSERT INTO segment_fts(segment_fts, rank) VALUES ('integrity-check', 1)")
+    finally:
+        engine.dispose()
+
+
+def test_0007_keeps_data_indexes_and_triggers_and_never_reuses_ids(database: str,
+                                                                   tmp_path: Path) -> None:
+    down = _before_0007(tmp_path)
+    _run(database, tmp_path, ("upgrade", down))
+    _write_archive(database, tmp_path)
+    schema, rows, autoinc = _snapshot(database)
+    assert not autoinc & set(IDS_TABLES)
+    assert rows["chapterquote"] and rows["revision"] and rows["participant"]
+
+    _run(database, tmp_path, ("upgrade", "0007"))
+    schema_after, rows_after, autoinc_after = _snapshot(database)
+    assert rows_after == rows  # every row, with its id
+    assert schema_after == schema  # columns, keys, indexes, triggers, views
+    if database.startswith("sqlite"):
+        assert autoinc_after == set(IDS_TABLES)
+    _fts_ok(database)
+    # Old segments are found; the rebuilt table's triggers index new ones and follow
+    # the speaker map.
+    assert _found(database, tmp_path, "长期主义") == [(1, "我们很早就决定做长期主义")]
+    assert _found(database, tmp_path, "flywheels") == [(1, "old words about flywheels")]
+    engine = make_engine(make_settings(tmp_path, database))
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(SEGMENT.replace("VALUES (:t, 1, 0,", "VALUES (:t, 1, 2,")),
+                         {"t": 1, "text": "新写的飞轮", "st": "新 写 的 飞 轮"})
+            q = conn.execute(sa.text(
+                "INSERT INTO quote (transcript_version, start, \"end\", speaker, verbatim, "
+                "allow_multiple_speakers, created_at, updated_at) VALUES (1, 0, 1, 'S', 'new', "
+                "false, :now, :now) RETURNING id"), {"now": "2026-12-01 00:00:00"}).scalar()
+            deleted = max(r[0] for r in rows["quote"]) + 1
+            assert q is not None and q > deleted
+            if engine.dialect.name == "sqlite":
+                assert q > 9  # past the id only the audit log remembers
+    finally:
+        engine.dispose()
+    assert _found(database, tmp_path, "飞轮") == [(1, "新写的飞轮")]
+    _fts_ok(database)
+
+    # And back: the same schema as before, without AUTOINCREMENT, search still working.
+    _run(database, tmp_path, ("downgrade", down))
+    schema_back, rows_back, autoinc_back = _snapshot(database)
+    assert schema_back == schema and not autoinc_back & set(IDS_TABLES)
+    assert len(rows_back["quote"]) == len(rows["quote"]) + 1
+    assert rows_back["chapterquote"] == rows["chapterquote"]
+    _fts_ok(database)
+    assert _found(database, tmp_path, "长期主义") == [(1, "我们很早就决定做长期主义")]
+
+
+def test_0007_refuses_to_run_with_sqlite_foreign_keys_on(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fk.db'}"
+    down = _before_0007(tmp_path)
+    _run(url, tmp_path, ("upgrade", down))
+    _write_archive(url, tmp_path)
+    settings = make_settings(tmp_path, url)
+    engine = make_engine(settings)  # foreign keys on, as every connection has them
+    try:
+        with pytest.raises(RuntimeError, match="foreign keys"), engine.begin() as conn:
+            cfg = alembic_config(settings)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0007")
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM chapterquote").scalar() == 1
+    finally:
+        engine.dispose()

@@ -43,6 +43,47 @@ def sign_in(page: Any, server: Server, role: str, path: str) -> None:
     page.wait_for_url(re.compile(re.escape(path.split("?")[0])))
 
 
+# Every CSP violation, whatever the page: Chromium reports it on the console, and the
+# event listener (an init script, which the page's CSP does not govern) names it too.
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => console.error(
+  `securitypolicyviolation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"} `
+  + `at ${e.sourceFile}:${e.lineNumber} on ${location.pathname}`));
+"""
+
+
+def watch_csp(context: Any, page: Any) -> list[str]:
+    """The CSP violations on ``page`` from now on (the list fills as they happen)."""
+    violations: list[str] = []
+    context.add_init_script(REPORT_VIOLATIONS)
+    page.on("console", lambda msg: violations.append(msg.text) if (
+        "securitypolicyviolation" in msg.text or "Content Security Policy" in msg.text)
+        else None)
+    return violations
+
+
+def assert_csp_in_force(page: Any, violations: list[str]) -> None:
+    """The detector works and the policy is on: an inline style and an inline handler
+    added now are refused and reported."""
+    page.evaluate("""() => {
+        const style = document.createElement("style");
+        style.textContent = "body { outline: 1px solid red }";
+        document.head.append(style);
+        const probe = document.createElement("div");
+        probe.setAttribute("onclick", "window.__inline = true");
+        document.body.append(probe);
+        probe.click();
+        probe.remove();
+    }""")
+    page.wait_for_function("() => true")  # let the console events arrive
+    page.wait_for_timeout(200)
+    assert page.evaluate("window.__inline === undefined")
+    assert any("style-src" in v for v in violations), violations
+    assert any("script-src" in v for v in violations), violations
+    page.evaluate("() => document.head.lastElementChild.remove()")
+    violations.clear()
+
+
 def test_issue_flow(server: Server, browser: Any) -> None:
     other = server.api("POST", "/people", json={"name": "张三", "kind": "other"})
     assert other.status_code == 201, other.text
@@ -50,9 +91,11 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    violations = watch_csp(context, page)
 
     # --- researcher: sign in, upload with a byte progress bar, follow the job live -----
     sign_in(page, server, "researcher", "/recordings")
+    assert_csp_in_force(page, violations)
     shoot(page, "01-login-done-recordings-empty")
     # The interviewee is not in the archive yet: added from the upload form, ticked.
     page.fill("#upload input[name=new_person]", "闫俊杰")
@@ -194,4 +237,26 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     report = page.locator(f"tr.clear-row[data-quote='{quote_id}']")
     assert "blocked" in report.get_attribute("class"), report.text_content()
     assert errors == [], errors
+    # The whole flow, every page and role, ran under the CSP without one refusal.
+    assert violations == [], violations
+    context.close()
+
+
+def test_api_docs_work_offline_under_the_csp(server: Server, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": WIDE, "height": 900})
+    page = context.new_page()
+    violations = watch_csp(context, page)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    elsewhere: list[str] = []
+    page.on("request", lambda req: None if req.url.startswith(server.url)
+            or req.url.startswith("data:") else elsewhere.append(req.url))
+    page.goto(server.url + "/docs")
+    page.wait_for_selector(".opblock-tag", timeout=30_000)
+    assert page.locator(".opblock").count() > 20  # every route, rendered from /openapi.json
+    page.locator(".opblock .opblock-summary").first.click()
+    page.wait_for_selector(".opblock.is-open")
+    shoot(page, "10-api-docs")
+    assert elsewhere == [], elsewhere  # nothing from a CDN: it works offline
+    assert errors == [] and violations == [], (errors, violations)
     context.close()
