@@ -92,6 +92,9 @@ def measure(wav: Path, workdir: Path, threads: int) -> dict[str, object]:
             peaks[stage] = (max(r for r, _ in inside), max(a for _, a in inside))
     doc["stage_peaks_mb"] = {k: (round(r / 1024), round(a / 1024)) for k, (r, a) in peaks.items()}
     doc["peak_rss_mb"] = usage.ru_maxrss / 1024
+    # CPU seconds of the job's process: less sensitive than wall time to other work on a
+    # shared machine (both are reported).
+    doc["cpu_s"] = usage.ru_utime + usage.ru_stime
     doc["peak_anon_mb"] = max((a for _, _, a in samples), default=0) / 1024
     return doc
 
@@ -125,6 +128,7 @@ def main() -> None:
         t0 = time.perf_counter()
         doc = measure(wav, workdir, args.threads)
         doc["wall_s"] = time.perf_counter() - t0
+        print(f"load average {os.getloadavg()[0]:.1f} at the end of {seconds / 60:.0f} min")
         reference = rttm_turns(rttm)
         doc["der"] = der(reference, doc["turns"])
         doc["wder"], doc["words_scored"] = wder(reference, doc["words"])
@@ -133,7 +137,8 @@ def main() -> None:
         dur = float(doc["duration"])
         timings = doc["timings"]
         print(f"\n== {dur / 60:.0f} min: job {doc['process_s']:.0f} s, RTF "
-              f"{doc['process_s'] / dur:.3f} (" + ", ".join(
+              f"{doc['process_s'] / dur:.3f}, CPU {doc['cpu_s']:.0f} s = "
+              f"{doc['cpu_s'] / dur:.3f} s per second of audio (" + ", ".join(
                   f"{k} {v / dur:.3f}" for k, v in timings.items()) + ")")
         print(f"   peak RSS {doc['peak_rss_mb']:.0f} MB, peak RssAnon {doc['peak_anon_mb']:.0f} MB;"
               " per stage (RSS, anon) MB: " + ", ".join(
@@ -145,8 +150,9 @@ def main() -> None:
     if len(rows) == 2:
         short, long_ = rows
         ratio = (long_["process_s"] / long_["duration"]) / (short["process_s"] / short["duration"])
+        cpu_ratio = (long_["cpu_s"] / long_["duration"]) / (short["cpu_s"] / short["duration"])
         print(f"\nRTF at {args.hours:g} h / RTF at {args.short_minutes:g} min: {ratio:.2f} "
-              "(target <= 1.2); peak RSS at "
+              f"(target <= 1.2; CPU seconds per audio second: {cpu_ratio:.2f}); peak RSS at "
               f"{args.hours:g} h: {long_['peak_rss_mb'] / 1024:.2f} GB (target < 3)")
 
 
