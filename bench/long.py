@@ -28,7 +28,8 @@ sys.path.insert(0, str(REPO / "bench"))
 os.environ["PYANNOTE_METRICS_ENABLED"] = "0"
 
 
-def child(wav: Path, out: Path, marks: Path, threads: int, models_dir: Path) -> None:
+def child(wav: Path, out: Path, marks: Path, threads: int, models_dir: Path,
+          diarize_only: bool) -> None:
     import torch
 
     torch.set_num_threads(threads)
@@ -39,17 +40,36 @@ def child(wav: Path, out: Path, marks: Path, threads: int, models_dir: Path) -> 
             f.write(f"{time.time()} {stage}\n")
 
     t0 = time.perf_counter()
-    result = run(wav, RunOptions(model="base"), models=ModelCache(models_dir, keep=False,
-                                                                 cpu_threads=threads),
-                 on_stage=on_stage)
+    if diarize_only:
+        # The diarize stage as run() does it, without ASR: normalise, map, diarize.
+        from pipelines.audio import load_waveform, normalise
+        from pipelines.diarize import diarize
+
+        on_stage("normalise")
+        normalised = out.with_suffix(".normalised.wav")
+        info = normalise(wav, normalised)
+        audio = load_waveform(normalised)
+        on_stage("diarize")
+        cache = ModelCache(models_dir, keep=False, cpu_threads=threads)
+        diarization = diarize(cache.diarizer(None), audio)
+        timings = {"diarize": time.perf_counter() - t0}
+        turns, words, duration = diarization.turns, [], info.duration
+        speakers = len(diarization.speakers)
+    else:
+        result = run(wav, RunOptions(model="base"),
+                     models=ModelCache(models_dir, keep=False, cpu_threads=threads),
+                     on_stage=on_stage)
+        timings, turns, duration = result.timings, result.diarization.turns, result.audio.duration
+        words = [(w.start, w.end, s.speaker) for s in result.segments for w in s.words]
+        speakers = len(result.diarization.speakers)
     on_stage("done")
     doc = {
         "process_s": time.perf_counter() - t0,
-        "duration": result.audio.duration,
-        "timings": result.timings,
-        "turns": [(t.start, t.end, t.speaker) for t in result.diarization.turns],
-        "words": [(w.start, w.end, s.speaker) for s in result.segments for w in s.words],
-        "speakers": len(result.diarization.speakers),
+        "duration": duration,
+        "timings": timings,
+        "turns": [(t.start, t.end, t.speaker) for t in turns],
+        "words": words,
+        "speakers": speakers,
     }
     out.write_text(json.dumps(doc))
 
@@ -69,13 +89,14 @@ def _sample(pid: int, samples: list[tuple[float, int, int]]) -> None:
         time.sleep(0.2)
 
 
-def measure(wav: Path, workdir: Path, threads: int) -> dict[str, object]:
+def measure(wav: Path, workdir: Path, threads: int, diarize_only: bool) -> dict[str, object]:
     out, marks = workdir / f"{wav.stem}.json", workdir / f"{wav.stem}.marks"
     marks.unlink(missing_ok=True)
     log = workdir / f"{wav.stem}.log"
     with log.open("w") as log_f:
-        proc = subprocess.Popen([sys.executable, __file__, "--threads", str(threads), "--child",
-                                 str(wav), str(out), str(marks)], stdout=log_f,
+        extra = ["--diarize-only"] if diarize_only else []
+        proc = subprocess.Popen([sys.executable, __file__, "--threads", str(threads), *extra,
+                                 "--child", str(wav), str(out), str(marks)], stdout=log_f,
                                 stderr=subprocess.STDOUT)
         samples: list[tuple[float, int, int]] = []
         sampler = threading.Thread(target=_sample, args=(proc.pid, samples), daemon=True)
@@ -106,32 +127,39 @@ def main() -> None:
     ap.add_argument("--short-minutes", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-long", action="store_true", help="only the short recording")
+    ap.add_argument("--diarize-only", action="store_true",
+                    help="the diarize stage alone (no ASR): its time and memory at length")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/sourcebook-bench-long"))
     ap.add_argument("--child", nargs=3, metavar=("WAV", "OUT", "MARKS"))
     args = ap.parse_args()
     models_dir = Path(os.environ.get("SOURCEBOOK_MODELS_DIR", REPO / "models"))
     if args.child:
         child(Path(args.child[0]), Path(args.child[1]), Path(args.child[2]), args.threads,
-              models_dir)
+              models_dir, args.diarize_only)
         return
 
     from longaudio import build
     from scoring import der, rttm_turns, wder
 
     lengths = [args.short_minutes * 60] + ([] if args.skip_long else [args.hours * 3600])
-    print(f"machine: {os.cpu_count()} CPUs, threads {args.threads}; base int8 + VAD, "
-          "models loaded per stage (as `sourcebook transcribe`)")
+    what = ("the diarize stage alone" if args.diarize_only else
+            "base int8 + VAD, models loaded per stage (as `sourcebook transcribe`)")
+    print(f"machine: {os.cpu_count()} CPUs, threads {args.threads}; {what}; "
+          f"load average {os.getloadavg()[0]:.1f}")
     rows = []
     for seconds in lengths:
         workdir = args.workdir / f"{seconds:.0f}s"
-        wav, rttm = build(workdir, seconds)
+        wav, rttm = workdir / "long.wav", workdir / "long.rttm"
+        if not (wav.is_file() and rttm.is_file()):  # the generator is seeded: same file
+            wav, rttm = build(workdir, seconds)
         t0 = time.perf_counter()
-        doc = measure(wav, workdir, args.threads)
+        doc = measure(wav, workdir, args.threads, args.diarize_only)
         doc["wall_s"] = time.perf_counter() - t0
         print(f"load average {os.getloadavg()[0]:.1f} at the end of {seconds / 60:.0f} min")
         reference = rttm_turns(rttm)
         doc["der"] = der(reference, doc["turns"])
-        doc["wder"], doc["words_scored"] = wder(reference, doc["words"])
+        doc["wder"], doc["words_scored"] = wder(reference, doc["words"]) if doc["words"] else (
+            float("nan"), 0)
         doc["ref_speakers"] = len({s for _, _, s in reference})
         rows.append(doc)
         dur = float(doc["duration"])
