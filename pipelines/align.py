@@ -27,34 +27,47 @@ It says when it fails and never invents times. Each span is checked:
 - ``silence``: voice activity detection (Silero, shipped with faster-whisper) finds
   (almost) no speech inside the span;
 - ``not_spoken``: the text is unlikely given the audio: the mean log-probability per
-  token of the text, with the audio, under the model (teacher forcing) is below
-  :attr:`AlignSettings.min_log_prob`. Measured (bench/RESULTS.md): the model's own
-  text scores about -0.2..-0.6, Chinese over English speech about -4, unrelated
-  English about -9;
-- ``degenerate``: the words came out crammed into a few frames, mostly zero-length,
-  or (in a joint window) outside their own span;
-- ``unsupported``: Chinese text and an English-only model.
+  token of the text, given the audio, under the model (teacher forcing) is below
+  :attr:`AlignSettings.min_log_prob` (-3.0; -3.8 for Chinese). Measured with tiny.en
+  and base (bench/RESULTS.md, "Alignment"): right texts -0.03..-2.6 (human reference
+  cues included), another segment's text or half of it replaced -3.2..-5.4, unrelated
+  or other-language text -4.5..-10;
+- ``degenerate``: the words came out crammed (more than 15 words a second), mostly
+  zero-length, outside their own span in a shared window, or the text is longer than
+  Whisper reads at once (440 tokens in 30 s);
+- ``unsupported``: Chinese text and an English-only model;
+- ``no_audio``, ``empty``: the span is not in the audio given, the text has no words.
 
 A failed span keeps its words spread over the span by character share
 (:func:`estimate_words`, the service's rule for corrections), flagged ``estimated``.
 
-Limits:
+Where the times come from, and their limits:
 
-- Whisper sees 30 s at a time. Spans up to 30 s with their margins are aligned in
-  one window; a longer span is aligned in consecutive windows: the words expected in
-  the next window are estimated from the share of the remaining text over the
-  remaining *speech* (VAD), aligned, the words before the window's last seconds are
-  kept and the next window starts after them. A window that fails leaves its words
-  estimated and the next one carries on from where they were estimated to end.
-- The first word of a window has no audio before it in the text, so the warping starts
-  it at the window's first frame; its start is taken from the speech onset (VAD) and
-  capped to twice the median word duration before its end.
-- The times are as good as the model's attention: 20 ms frames, and for base and tiny
-  models typically within 0.1-0.2 s of the ASR's own (see bench/RESULTS.md).
+- The warping path must start on the window's first frame and end on its last, so
+  speech in a margin that is not in the text pulls the first (last) words towards it.
+  Margins are therefore cut at the pause before (after) the span; where speech runs
+  through the span's edge there is no pause, and the span's own edge (the ASR's or
+  the cue's) bounds the window instead. The first spoken token's start is then capped
+  at twice the median token duration before its end and moved to the speech onset.
+- Word edges that fall in non-speech are moved onto the speech inside the word.
+- Whisper reads 30 s at a time. Spans up to 30 s with their margins are aligned in
+  one window; consecutive spans of one language (an import's cues) share a window
+  when they fit (one encoder pass per ~30 s of audio); a longer span is aligned in
+  consecutive windows: the words expected in a window are estimated from the share of
+  the remaining text over the remaining *speech* (VAD), aligned, the words that end
+  before the window's last 4 s are kept and the next window starts after them. A
+  window that fails leaves its words estimated (the span is then "estimated") and the
+  next one carries on from where they were expected to end.
+- The times are as good as the model's attention: 20 ms frames; for base and tiny
+  models the median distance to the ASR's own word starts is 10-20 ms, p95 80-110 ms
+  (bench/RESULTS.md).
+- Tokenisation is Whisper's own BPE (tiktoken, from openai-whisper's assets), not the
+  CTranslate2 model's ``tokenizer.json``, whose merges differ for multilingual models.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -96,6 +109,10 @@ AUDIO_MARGIN = DEFAULT_MARGIN + VAD_CONTEXT
 _LONG_TAIL = 4.0
 #: Text tokens Whisper's decoder reads at once (448 positions, less the start sequence).
 MAX_TEXT_TOKENS = 440
+#: How far (seconds) a text's last word may be carried to the end of its speech.
+_END_REACH = 0.6
+#: Padding voice activity detection puts around speech (seconds).
+_VAD_PAD = 0.1
 #: Encoder frames per second (10 ms mel hop, stride-2 convolution).
 _FRAMES_PER_SECOND = 50
 
@@ -147,7 +164,7 @@ class _Engine(Protocol):
     name: str
     multilingual: bool
 
-    def tokens(self, text: str, language: str) -> tuple[list[int], list[bytes]]: ...
+    def tokens(self, text: str) -> tuple[list[int], list[bytes]]: ...
 
     def encode(self, audio: Waveform) -> Any: ...
 
@@ -293,7 +310,7 @@ class _CT2Engine:
                 )
             return self._tokenizers[language]
 
-    def tokens(self, text: str, language: str) -> tuple[list[int], list[bytes]]:
+    def tokens(self, text: str) -> tuple[list[int], list[bytes]]:
         return _tokens(text, self.multilingual)
 
     def encode(self, audio: Waveform) -> Any:
@@ -355,7 +372,7 @@ class _OpenAIEngine:
             task="transcribe",
         )
 
-    def tokens(self, text: str, language: str) -> tuple[list[int], list[bytes]]:
+    def tokens(self, text: str) -> tuple[list[int], list[bytes]]:
         return _tokens(text, self.multilingual)
 
     def encode(self, audio: Waveform) -> Any:
@@ -404,7 +421,7 @@ def _speech_regions(audio: Waveform, offset: float, threshold: float) -> list[tu
             threshold=threshold,
             min_speech_duration_ms=60,
             min_silence_duration_ms=150,
-            speech_pad_ms=100,
+            speech_pad_ms=round(_VAD_PAD * 1000),
         ),
         sampling_rate=SAMPLE_RATE,
     )
@@ -553,8 +570,16 @@ class Aligner:
         Consecutive spans in one language that fit in 30 s together are aligned in one
         window (one encoder pass): about one pass per 30 s of audio instead of one per
         cue. ``progress("align", fraction)`` is called after each window and may raise
-        :class:`CancelledError`.
+        :class:`CancelledError`. Raises ValueError for a span that ends before it
+        starts or has a time that is not a finite number.
         """
+        for i, span in enumerate(spans):
+            if not (math.isfinite(span.start) and math.isfinite(span.end)):
+                raise ValueError(f"span {i} has a time that is not a number of seconds")
+            if span.end < span.start:
+                raise ValueError(
+                    f"span {i} ends before it starts ({span.end:.3f} < {span.start:.3f} s)"
+                )
         audio = np.asarray(audio, dtype=np.float32)
         audio_end = offset + len(audio) / SAMPLE_RATE
         outcomes = [_Outcome() for _ in spans]
@@ -585,9 +610,9 @@ class Aligner:
         language = align_language(span.text, span.language, multilingual=self.multilingual)
         if not any(w.spoken for w in words) or language is None:
             return None
-        if span.end <= offset or span.start >= audio_end or span.end < span.start:
+        if span.end <= offset or span.start >= audio_end:
             return None
-        tokens = len(self._engine.tokens(span.text, language)[0])
+        tokens = len(self._engine.tokens(span.text)[0])
         return _Piece(index, words, span.text, span.start, span.end, language, tokens)
 
     def _unaligned(self, span: AlignSpan, offset: float, audio_end: float) -> _Outcome:
@@ -709,7 +734,7 @@ class Aligner:
         """Align the pieces' texts jointly in one window and check each piece."""
         model_text, where = _model_text(pieces)
         language = pieces[0].language
-        tokens, pieces_bytes = self._engine.tokens(model_text, language)
+        tokens, pieces_bytes = self._engine.tokens(model_text)
         if len(tokens) > MAX_TEXT_TOKENS:
             for p in pieces:
                 p.failure = "degenerate"
@@ -942,6 +967,14 @@ def _words(
         for span in spoken:
             if span[1] > span[0]:
                 span[0], span[1] = _snap(span[0], span[1], regions)
+        if spoken:
+            # The warping hands a text's last frames to what follows it (the next text,
+            # or the end of text), so the last word tends to end early: carry it to the
+            # end of its speech when that is near.
+            last = spoken[-1]
+            region = next(((s, e) for s, e in regions if s <= last[1] < e), None)
+            if region is not None and region[1] - last[1] <= _END_REACH:
+                last[1] = max(last[1], region[1] - _VAD_PAD)
     out: list[Word] = []
     pending: list[WordSpan] = []
     for w, t, r in zip(words, times, raw, strict=True):
@@ -952,10 +985,13 @@ def _words(
             else:
                 pending.append(w)
             continue
+        start, end = round(t[0], 3), round(t[1], 3)
         for p in pending:
-            out.append(Word(start=t[0], end=t[0], text=p.text, probability=1.0, timing="aligned"))
+            out.append(Word(start=start, end=start, text=p.text, probability=1.0,
+                            timing="aligned"))
         pending = []
-        out.append(Word(start=t[0], end=t[1], text=w.text, probability=r[2], timing="aligned"))
+        out.append(Word(start=start, end=end, text=w.text, probability=round(r[2], 4),
+                        timing="aligned"))
     return out
 
 
