@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ["PYANNOTE_METRICS_ENABLED"] = "0"
 
-from pipelines.align import Aligner, AlignSpan, window_bounds  # noqa: E402
+from pipelines.align import Aligner, AlignSettings, AlignSpan, window_bounds  # noqa: E402
 from pipelines.asr.base import AsrOptions  # noqa: E402
 from pipelines.runner import ModelCache  # noqa: E402
 from pipelines.text import is_spoken, word_spans  # noqa: E402
@@ -115,6 +115,11 @@ def realign(aligner: Aligner, audio: np.ndarray, tr: Transcription,
                     not_first.append(abs(b[k] - a[k]))
     return {"segments": len(tr.segments), "flagged": flagged, "errors": errors,
             "not_first": not_first}
+
+
+def realign_errors(asr: Sequence[Word], r: Alignment) -> list[float]:
+    a, b = starts_by_char(asr), starts_by_char(r.words)
+    return [abs(b[k] - a[k]) for k in a if k in b] if r.timing == "aligned" else []
 
 
 def stats(errors: Sequence[float]) -> str:
@@ -194,6 +199,29 @@ def accuracy(models: ModelCache, tmp: Path) -> dict[str, Any]:
                 "flagged": flagged}
         print(f"{model:7} {'sample + clips':24} {'':20} all: {stats(total)}")
         report[f"realign {model} sample+clips"] = stats(total)
+
+    print("\n== 1b. Encoder context: windows padded to 10 s (default) or to Whisper's 30 s")
+    print("   ASR text re-aligned, pyannote sample + audioeval clips; CPU s of the alignments")
+    for model, clips, language in (("tiny.en", [sample, *en_clips], "en"),
+                                   ("base", [sample, *en_clips, *zh_clips], "auto")):
+        asr, _ = models.asr("faster-whisper", model, "int8")
+        shared = models.aligner("faster-whisper", model, "int8")
+        trs = [(a, asr.transcribe(a, AsrOptions(language=language))) for a in clips]
+        for context in (10.0, 30.0):
+            aligner = shared.with_settings(AlignSettings(min_context=context))
+            ctx_errors: list[float] = []
+            lps: list[float] = []
+            t = clock()
+            for a, tr in trs:
+                for seg in tr.segments:
+                    al = align_window(aligner, a, seg.text.strip(), seg.start, seg.end, language)
+                    ctx_errors += realign_errors(seg.words, al)
+                    lps += [al.log_prob] if al.log_prob is not None else []
+            _, cpu = since(t)
+            print(f"   {model:7} context {context:4.0f} s: {stats(ctx_errors)}  cpu {cpu:5.1f} s  "
+                  f"log-prob of right text {min(lps):.2f}..{max(lps):.2f}")
+            report[f"context {model} {context:g}"] = {"stats": stats(ctx_errors),
+                                                     "cpu_s": round(cpu, 1)}
 
     print("\n== 2. Reference transcripts aligned as imports (align_spans, shared windows)")
     for model in ("tiny.en", "base"):
@@ -349,10 +377,16 @@ def speed(models: ModelCache, minutes: Sequence[float], tmp: Path) -> dict[str, 
     one_thread = {m: load_aligner(resolve_ct2_model(m, models.models_dir), cpu_threads=1)
                   for m in ("tiny.en", "base")}
     for backend, model in (("faster-whisper", "tiny.en"), ("faster-whisper", "base"),
+                           ("30 s context", "tiny.en"), ("30 s context", "base"),
                            ("openai-whisper", "base"), ("1 thread", "tiny.en"),
                            ("1 thread", "base")):
-        aligner = (one_thread[model] if backend == "1 thread"
-                   else models.aligner(backend, model, "int8"))  # type: ignore[arg-type]
+        if backend == "1 thread":
+            aligner = one_thread[model]
+        elif backend == "30 s context":
+            shared = models.aligner("faster-whisper", model, "int8")  # type: ignore[arg-type]
+            aligner = shared.with_settings(AlignSettings(min_context=30.0))
+        else:
+            aligner = models.aligner(backend, model, "int8")  # type: ignore[arg-type]
         text = ("This is Diane in New Jersey. And I'm Sheila in Texas, originally from Chicago."
                 " Oh, I'm originally from Chicago also.")
         aligner.align(sample, text, start=12.54, end=20.11)  # warm-up

@@ -166,6 +166,24 @@ def test_alignment_language_follows_the_text(
     assert align_language(text, hint, multilingual=multilingual) == expected
 
 
+def test_text_is_tokenised_as_whisper_was_trained(models_dir: Path) -> None:
+    """The multilingual CTranslate2 ``tokenizer.json`` splits " there" into " " + "there"
+    (log-probability -14 for the lone space: right text would read as not spoken)."""
+    import tokenizers
+    from whisper.tokenizer import get_tokenizer
+
+    from pipelines.align import _tokens
+
+    text = " you were there. 我们很早就决定做MoE架构。"
+    ids, pieces = _tokens(text, True)
+    assert ids == get_tokenizer(True, num_languages=99, language="zh").encode(text)
+    assert 456 in ids  # " there", one token
+    assert b"".join(pieces) == text.encode("utf-8")
+    hf = tokenizers.Tokenizer.from_file(str(models_dir / "whisper-base-ct2" / "tokenizer.json"))
+    assert hf.encode(" there", add_special_tokens=False).ids != [456]  # why we do not use it
+    assert _tokens(" Hello world", False)[0] == get_tokenizer(False).encode(" Hello world")
+
+
 def test_window_bounds_are_clipped_to_the_recording() -> None:
     assert window_bounds(1.0, 5.0, 30.0) == pytest.approx((0.0, 7.75))
     assert window_bounds(20.0, 29.5, 30.0) == pytest.approx((17.25, 30.0))
@@ -351,7 +369,7 @@ def test_crammed_warping_is_degenerate(sample_audio: np.ndarray) -> None:
         def tokens(self, text: str) -> tuple[list[int], list[bytes]]:
             return _tokens(text, False)
 
-        def encode(self, audio: np.ndarray) -> Any:
+        def encode(self, audio: np.ndarray, min_seconds: float) -> Any:
             return None
 
         def align(self, state: Any, language: str, tokens: list[int]) -> Any:
