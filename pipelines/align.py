@@ -29,9 +29,10 @@ It says when it fails and never invents times. Each span is checked:
 - ``not_spoken``: the text is unlikely given the audio: the mean log-probability per
   token of the text, given the audio, under the model (teacher forcing) is below
   :attr:`AlignSettings.min_log_prob` (-3.0; -3.8 for Chinese). Measured with tiny.en
-  and base (bench/RESULTS.md, "Alignment"): right texts -0.03..-2.6 (human reference
-  cues included), another segment's text or half of it replaced -3.2..-5.4, unrelated
-  or other-language text -4.5..-10;
+  and base (bench/RESULTS.md, "Alignment"): right English text -0.04..-2.5 (human
+  reference cues included), right Chinese text -0.3..-3.3 (a synthetic voice
+  included); another segment's text, or half of it replaced, -3.75..-5.5; unrelated
+  or other-language text -4.7..-10.6;
 - ``degenerate``: the words came out crammed (more than 15 words a second), mostly
   zero-length, outside their own span in a shared window, or the text is longer than
   Whisper reads at once (440 tokens in 30 s);
@@ -59,8 +60,10 @@ Where the times come from, and their limits:
   window that fails leaves its words estimated (the span is then "estimated") and the
   next one carries on from where they were expected to end.
 - The times are as good as the model's attention: 20 ms frames; for base and tiny
-  models the median distance to the ASR's own word starts is 10-20 ms, p95 80-110 ms
-  (bench/RESULTS.md).
+  models the median distance to the ASR's own word starts is 10-20 ms, p95 about
+  120 ms (80-90 ms with Whisper's full 30 s context, :attr:`AlignSettings.min_context`,
+  at four times the CPU); against true turn starts and ends (the mixed fixture) the
+  median is 35-40 ms, p95 about 100 ms (bench/RESULTS.md).
 - Tokenisation is Whisper's own BPE (tiktoken, from openai-whisper's assets), not the
   CTranslate2 model's ``tokenizer.json``, whose merges differ for multilingual models.
 """
@@ -155,9 +158,9 @@ class AlignSettings:
     #: first (last) words towards it.
     trim_margins: bool = True
     #: Seconds of audio the encoder reads at least (faster-whisper only): a window is
-    #: padded to this rather than to Whisper's 30 s. A 10 s segment then costs about a
-    #: third of the encoder work; word starts move by a few ms (p95 0.12 s instead of
-    #: 0.09-0.11 s against the ASR's, bench/RESULTS.md). 30 restores Whisper's context.
+    #: padded to this rather than to Whisper's 30 s. A 10 s segment then costs a
+    #: quarter of the CPU; word starts move a little (p95 0.12 s instead of 0.08-0.09 s
+    #: against the ASR's, bench/RESULTS.md). 30 restores Whisper's own context.
     min_context: float = 10.0
     #: Voice activity threshold (Silero) for the silence check and the snapping.
     vad_threshold: float = 0.35
