@@ -174,6 +174,8 @@ class _Engine(Protocol):
 
     def tokens(self, text: str) -> tuple[list[int], list[bytes]]: ...
 
+    def supports(self, language: str) -> bool: ...
+
     def encode(self, audio: Waveform, min_seconds: float) -> Any: ...
 
     def align(
@@ -233,8 +235,6 @@ def align_language(text: str, hint: str = "auto", *, multilingual: bool = True) 
     """
     if any(is_cjk(ch) for ch in text):
         language = "ja" if any("\u3040" <= ch <= "\u30ff" for ch in text) else "zh"
-        if hint == "yue":
-            language = "yue"
     elif hint in ("auto", "", "zh", "ja", "yue"):
         language = "en"
     else:
@@ -321,6 +321,11 @@ class _CT2Engine:
     def tokens(self, text: str) -> tuple[list[int], list[bytes]]:
         return _tokens(text, self.multilingual)
 
+    def supports(self, language: str) -> bool:
+        if not self.multilingual:
+            return language == "en"
+        return self._model.hf_tokenizer.token_to_id(f"<|{language}|>") is not None
+
     def encode(self, audio: Waveform, min_seconds: float) -> Any:
         from faster_whisper.audio import pad_or_trim
 
@@ -385,6 +390,13 @@ class _OpenAIEngine:
 
     def tokens(self, text: str) -> tuple[list[int], list[bytes]]:
         return _tokens(text, self.multilingual)
+
+    def supports(self, language: str) -> bool:
+        if not self.multilingual:
+            return language == "en"
+        from whisper.tokenizer import LANGUAGES
+
+        return language in list(LANGUAGES)[: self._model.num_languages]
 
     def encode(self, audio: Waveform, min_seconds: float) -> Any:
         # openai-whisper's encoder only takes Whisper's full 30 s: min_seconds is moot.
@@ -602,10 +614,10 @@ class Aligner:
         pieces: list[_Piece] = []
         for i, span in enumerate(spans):
             piece = self._piece(i, span, offset, audio_end)
-            if piece is not None:
+            if isinstance(piece, _Piece):
                 pieces.append(piece)
             else:
-                outcomes[i] = self._unaligned(span, offset, audio_end)
+                outcomes[i] = piece
         pieces.sort(key=lambda p: (p.start, p.end))
         groups = self._groups(pieces, offset, audio_end)
         if progress is not None:
@@ -621,34 +633,30 @@ class Aligner:
 
     # ------------------------------------------------------------------ planning
 
-    def _piece(self, index: int, span: AlignSpan, offset: float, audio_end: float) -> _Piece | None:
+    def _piece(
+        self, index: int, span: AlignSpan, offset: float, audio_end: float
+    ) -> _Piece | _Outcome:
+        """The span ready to align, or (when it cannot be) its estimates and why."""
         words = word_spans(span.text)
         language = align_language(span.text, span.language, multilingual=self.multilingual)
-        if not any(w.spoken for w in words) or language is None:
-            return None
+
+        def unaligned(failure: AlignFailure, reason: str) -> _Outcome:
+            return _Outcome(list(estimate_words(span.text, span.start, span.end)), failure,
+                            reason)
+
+        if not any(w.spoken for w in words):
+            return unaligned("empty", "the text has no words to align")
+        if language is None:
+            return unaligned("unsupported", f"{self.model} is an English-only model; load a "
+                             "multilingual Whisper model (base or larger) to align Chinese text")
+        if not self._engine.supports(language):
+            return unaligned("unsupported", f"{self.model} has no language {language!r}; give "
+                             "the span's language as an ISO code Whisper knows, or 'auto'")
         if span.end <= offset or span.start >= audio_end:
-            return None
+            return unaligned("no_audio", f"the span {span.start:.2f}-{span.end:.2f} s is outside "
+                             f"the audio given ({offset:.2f}-{audio_end:.2f} s)")
         tokens = len(self._engine.tokens(span.text)[0])
         return _Piece(index, words, span.text, span.start, span.end, language, tokens)
-
-    def _unaligned(self, span: AlignSpan, offset: float, audio_end: float) -> _Outcome:
-        words = word_spans(span.text)
-        estimates = list(estimate_words(span.text, span.start, span.end))
-        if not any(w.spoken for w in words):
-            return _Outcome(estimates, "empty", "the text has no words to align")
-        if align_language(span.text, span.language, multilingual=self.multilingual) is None:
-            return _Outcome(
-                estimates,
-                "unsupported",
-                f"{self.model} is an English-only model; load a multilingual Whisper "
-                "model (base or larger) to align Chinese text",
-            )
-        return _Outcome(
-            estimates,
-            "no_audio",
-            f"the span {span.start:.2f}-{span.end:.2f} s is outside the audio given "
-            f"({offset:.2f}-{audio_end:.2f} s)",
-        )
 
     def _window(
         self, start: float, end: float, offset: float, audio_end: float

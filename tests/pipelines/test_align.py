@@ -362,6 +362,17 @@ def test_a_span_outside_the_audio_and_an_empty_text_are_flagged(
     assert empty.failure == "empty" and empty.timing == "estimated"
 
 
+@pytest.mark.parametrize("backend", ["faster-whisper", "openai-whisper"])
+def test_a_language_the_model_lacks_is_unsupported(
+    backend: str, models: ModelCache, sample_audio: np.ndarray
+) -> None:
+    aligner = models.aligner(backend, "base", "int8")  # type: ignore[arg-type]
+    result = align(aligner, sample_audio, "This is Diane in New Jersey.", 12.54, 14.18,
+                   language="xx")
+    assert result.failure == "unsupported"
+    assert result.reason is not None and "'xx'" in result.reason
+
+
 @pytest.mark.parametrize(("start", "end"), [(5.0, 4.0), (float("nan"), 2.0), (1.0, float("inf"))])
 def test_span_times_must_make_sense(tiny: Aligner, start: float, end: float) -> None:
     with pytest.raises(ValueError, match="span 0"):
@@ -379,6 +390,9 @@ def test_crammed_warping_is_degenerate(sample_audio: np.ndarray) -> None:
 
         def tokens(self, text: str) -> tuple[list[int], list[bytes]]:
             return _tokens(text, False)
+
+        def supports(self, language: str) -> bool:
+            return language == "en"
 
         def encode(self, audio: np.ndarray, min_seconds: float) -> Any:
             return None
