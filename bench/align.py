@@ -45,6 +45,7 @@ from pipelines.asr.base import AsrOptions  # noqa: E402
 from pipelines.runner import ModelCache  # noqa: E402
 from pipelines.text import is_spoken, word_spans  # noqa: E402
 from pipelines.types import Alignment, Transcription, Word  # noqa: E402
+from tests.fixtures.timing import start_errors, starts_by_char  # noqa: E402
 
 SR = 16_000
 SITE = REPO / ".venv/lib/python3.11/site-packages"
@@ -71,22 +72,6 @@ def load() -> str:
 
 
 # ----------------------------------------------------------------------------- accuracy
-
-
-def starts_by_char(words: Sequence[Word]) -> dict[int, float]:
-    """Each word's start keyed by its first pronounced character's index in the text, so
-    ASR tokens ("我们") and product words ("我", "们") are compared where both begin."""
-    out: dict[int, float] = {}
-    k = 0
-    for w in words:
-        first = True
-        for ch in w.text:
-            if is_spoken(ch):
-                if first:
-                    out[k] = w.start
-                    first = False
-                k += 1
-    return out
 
 
 def align_window(aligner: Aligner, audio: np.ndarray, text: str, start: float, end: float,
@@ -118,8 +103,7 @@ def realign(aligner: Aligner, audio: np.ndarray, tr: Transcription,
 
 
 def realign_errors(asr: Sequence[Word], r: Alignment) -> list[float]:
-    a, b = starts_by_char(asr), starts_by_char(r.words)
-    return [abs(b[k] - a[k]) for k in a if k in b] if r.timing == "aligned" else []
+    return start_errors(asr, r.words) if r.timing == "aligned" else []
 
 
 def stats(errors: Sequence[float]) -> str:

@@ -11,7 +11,6 @@ is not there) is flagged, with character-share estimates instead of invented tim
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,8 @@ from pipelines.asr.base import AsrOptions
 from pipelines.errors import CancelledError
 from pipelines.runner import ModelCache
 from pipelines.text import is_spoken, word_spans, word_tokens
-from pipelines.types import Alignment, Transcription, Word
+from pipelines.types import Alignment, Transcription
+from tests.fixtures.timing import start_errors
 from tests.pipelines.conftest import SAMPLE_DIR, decode
 
 SR = 16_000
@@ -50,27 +50,6 @@ def align(aligner: Aligner, audio: np.ndarray, text: str, start: float, end: flo
           language: str = "auto") -> Alignment:
     window, offset = cut(audio, start, end)
     return aligner.align(window, text, start=start, end=end, offset=offset, language=language)
-
-
-def starts_by_char(words: Sequence[Word]) -> dict[int, float]:
-    """Start of each word, keyed by the index of its first pronounced character in the
-    text: ASR tokens ("我们") and product words ("我", "们") meet at these boundaries."""
-    out: dict[int, float] = {}
-    k = 0
-    for w in words:
-        first = True
-        for ch in w.text:
-            if is_spoken(ch):
-                if first:
-                    out[k] = w.start
-                    first = False
-                k += 1
-    return out
-
-
-def start_errors(asr: Sequence[Word], aligned: Sequence[Word]) -> list[float]:
-    a, b = starts_by_char(asr), starts_by_char(aligned)
-    return [abs(b[k] - a[k]) for k in a if k in b]
 
 
 def assert_well_formed(result: Alignment, start: float, end: float) -> None:
