@@ -15,10 +15,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pipelines.errors import ModelError
 from pipelines.types import AudioInfo, Diarization, ProgressCallback, Segment, Transcription
+
+if TYPE_CHECKING:
+    from pipelines.align import Aligner
 
 Backend = Literal["faster-whisper", "openai-whisper"]
 
@@ -79,6 +82,7 @@ class ModelCache:
     cpu_threads: int = 0
     _asr: dict[tuple[str, str, str], Any] = field(default_factory=dict)
     _diarizers: dict[str, Any] = field(default_factory=dict)
+    _aligners: dict[tuple[str, str, str], Aligner] = field(default_factory=dict)
 
     def asr(self, backend: Backend, spec: str, compute_type: str) -> tuple[Any, str]:
         """A loaded ASR backend and the path it came from."""
@@ -106,6 +110,17 @@ class ModelCache:
                 self._asr[key] = load_openai_whisper(path, threads=self.cpu_threads or None)
         return self._asr[key], str(path)
 
+    def aligner(self, backend: Backend, spec: str, compute_type: str) -> Aligner:
+        """A :class:`pipelines.align.Aligner` on the ASR model this cache holds for the
+        same arguments (loading it if needed): one Whisper in memory for both stages."""
+        from pipelines.align import Aligner
+
+        asr, path = self.asr(backend, spec, compute_type)
+        key = (backend, path, compute_type)
+        if key not in self._aligners:
+            self._aligners[key] = Aligner.for_backend(asr)
+        return self._aligners[key]
+
     def diarizer(self, spec: str | None) -> Any:
         from pipelines.diarize import load_diarizer
         from pipelines.models import resolve_diarization_pipeline
@@ -119,6 +134,7 @@ class ModelCache:
         """Drop models unless this cache keeps them (the CLI's case)."""
         if not self.keep:
             self._asr.clear()
+            self._aligners.clear()
             self._diarizers.clear()
             gc.collect()
 

@@ -9,11 +9,13 @@ import re
 import unicodedata
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 __all__ = [
     "HALLUCINATION_PATTERNS",
+    "WordSpan",
     "asr_token",
     "cjk_spaced",
     "compression_ratio",
@@ -21,10 +23,13 @@ __all__ = [
     "is_cjk",
     "is_cjk_punctuation",
     "is_hallucination",
+    "is_spoken",
     "join_tokens",
     "needs_space_between",
     "normalise_for_match",
     "to_simplified",
+    "word_spans",
+    "word_tokens",
 ]
 
 # Han ideographs (all extension blocks and compatibility forms) plus Japanese kana:
@@ -164,6 +169,75 @@ def asr_token(raw: str) -> str:
 def needs_space_between(left: str, right: str) -> bool:
     """True if joining ``left`` and ``right`` (both non-empty, stripped) needs a space."""
     return bool(left) and bool(right) and _needs_space(left, right)
+
+
+@dataclass(frozen=True, slots=True)
+class WordSpan:
+    """One word of a typed text and where its characters are in that text.
+
+    ``chars`` are the indices of the word's characters in the text (whitespace between
+    a word and punctuation attached to it is not part of it, so they need not be
+    contiguous); ``text`` is those characters joined.
+    """
+
+    text: str
+    chars: tuple[int, ...]
+
+    @property
+    def spoken(self) -> tuple[int, ...]:
+        """Indices of the characters that are pronounced (letters, digits, CJK)."""
+        return tuple(i for i, ch in zip(self.chars, self.text, strict=True) if is_spoken(ch))
+
+
+def is_spoken(ch: str) -> bool:
+    """True for a character that has a sound: a letter, digit, or CJK character."""
+    return is_cjk(ch) or _is_word_char(ch)
+
+
+def word_spans(text: str) -> list[WordSpan]:
+    """The product's words of a typed text, with their character positions.
+
+    One word per CJK character, Latin words (anything up to whitespace or a CJK
+    character) whole, punctuation attached to the word before it, or to the next word
+    at the very start of the text::
+
+        >>> [w.text for w in word_spans("“MoE架构很重要。”Hello, world!")]
+        ['“MoE', '架', '构', '很', '重', '要。”', 'Hello,', 'world!']
+
+    This is the one tokenizer of typed text: corrections, imports and alignment all
+    cut words with it, so a word the service stores is a word the aligner timed.
+    """
+    spans: list[list[int]] = []
+    word: list[int] = []
+    lead: list[int] = []  # punctuation before the first word
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            if word:
+                spans.append(word)
+                word = []
+        elif is_cjk(ch):
+            if word:
+                spans.append(word)
+                word = []
+            spans.append([*lead, i])
+            lead = []
+        elif ch.isalnum() or word:
+            word = [*lead, *word, i] if lead else [*word, i]
+            lead = []
+        elif spans:
+            spans[-1].append(i)
+        else:
+            lead.append(i)
+    if word:
+        spans.append(word)
+    elif lead:
+        spans.append(lead)
+    return [WordSpan("".join(text[i] for i in s), tuple(s)) for s in spans]
+
+
+def word_tokens(text: str) -> list[str]:
+    """The words of a typed text as strings; see :func:`word_spans`."""
+    return [w.text for w in word_spans(text)]
 
 
 # Lines Whisper invents on silence and music, learnt from subtitle files in its

@@ -7,12 +7,32 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 #: The one progress hook: ``progress(stage, fraction)`` with ``fraction`` in 0..1.
 #: It may raise ``CancelledError`` to stop the run at that point.
 ProgressCallback = Callable[[str, float], None]
 
 STAGES: tuple[str, ...] = ("normalise", "transcribe", "diarize", "merge", "store")
+
+#: Where a word's times come from:
+#:
+#: - ``asr``: the speech recogniser's own word timestamps;
+#: - ``aligned``: a given text (a correction, an import) aligned to the audio by
+#:   :mod:`pipelines.align`, with its checks passed;
+#: - ``estimated``: spread over the segment by character share, because alignment
+#:   failed or was not run. Such times say roughly where, never exactly where.
+Timing = Literal["asr", "aligned", "estimated"]
+
+#: Why an alignment fell back to estimates (see :class:`Alignment`).
+AlignFailure = Literal[
+    "empty",  # the text has no words
+    "no_audio",  # the span lies outside the audio given
+    "unsupported",  # the model cannot read this text (Chinese with an English-only model)
+    "silence",  # no speech in the span
+    "not_spoken",  # the model does not hear this text in the audio
+    "degenerate",  # the alignment crammed the words together or outside the span
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +56,8 @@ class Word:
     probability: float
     #: The text before script normalisation (e.g. traditional characters), if it differed.
     original: str | None = None
+    #: Where the times come from; see :data:`Timing`.
+    timing: Timing = "asr"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +124,26 @@ class Segment:
     text: str
     language: str
     words: tuple[Word, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Alignment:
+    """A given text timed against the audio of its span (:mod:`pipelines.align`).
+
+    ``timing`` is "aligned" only when every word was aligned and passed the checks;
+    otherwise it is "estimated", ``failure`` says which check failed and ``reason``
+    says it in words, and the words that could not be aligned carry character-share
+    estimates (``Word.timing == "estimated"``), never invented times.
+    """
+
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...]
+    timing: Timing
+    failure: AlignFailure | None = None
+    reason: str | None = None
+    #: Mean log-probability per text token of the text given the audio (None: not run).
+    log_prob: float | None = None
+    #: Seconds of speech voice activity detection found inside [start, end].
+    speech: float = 0.0

@@ -42,6 +42,11 @@ class FasterWhisperBackend:
         self.model = model_name
         self.english_only = english_only
 
+    @property
+    def whisper(self) -> Any:
+        """The loaded ``faster_whisper.WhisperModel``, for stages that share it (alignment)."""
+        return self._model
+
     def transcribe(
         self,
         audio: Waveform,

@@ -86,6 +86,11 @@ class OpenAIWhisperBackend:
         self.model = model_name
         self.english_only = not bool(model.is_multilingual)
 
+    @property
+    def whisper(self) -> Any:
+        """The loaded ``whisper.model.Whisper``, for stages that share it (alignment)."""
+        return self._model
+
     def transcribe(
         self,
         audio: Waveform,

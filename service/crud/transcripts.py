@@ -33,6 +33,7 @@ from sqlalchemy import func
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from pipelines.export import FORMATS, MEDIA_TYPES, ExportDoc, ExportSegment, render
+from pipelines.text import word_tokens as word_tokens  # re-exported; the tokenizer lives there
 from service.importers import Cue, Parsed
 from service.models.consent import RestrictionLevel
 from service.models.people import Person
@@ -372,54 +373,13 @@ class CorrectionError(ValueError):
     """A correction that cannot be applied (a 422)."""
 
 
-def word_tokens(text: str) -> list[str]:
-    """Words of a corrected text: CJK characters alone, Latin words whole, punctuation
-    attached to the word before it (or the next one at the start)."""
-    from pipelines.text import is_cjk
-
-    tokens: list[str] = []
-    word = ""
-    lead = ""  # punctuation before the first word
-    for ch in text:
-        if ch.isspace():
-            if word:
-                tokens.append(word)
-                word = ""
-        elif is_cjk(ch):
-            if word:
-                tokens.append(word)
-                word = ""
-            tokens.append(lead + ch)
-            lead = ""
-        elif ch.isalnum() or word:
-            word = (lead + word + ch) if lead else word + ch
-            lead = ""
-        elif tokens:
-            tokens[-1] += ch
-        else:
-            lead += ch
-    if word:
-        tokens.append(word)
-    elif lead:
-        tokens.append(lead)
-    return tokens
-
-
 def retime_words(text: str, start: float, end: float) -> list[dict[str, Any]]:
-    """Words of ``text`` spread over [start, end] in proportion to their lengths."""
-    tokens = word_tokens(text)
-    total = sum(len(t) for t in tokens)
-    if not total:
-        return []
-    span = max(0.0, end - start)
-    words: list[dict[str, Any]] = []
-    done = 0
-    for token in tokens:
-        w_start = start + span * done / total
-        done += len(token)
-        words.append({"start": round(w_start, 3), "end": round(start + span * done / total, 3),
-                      "text": token, "probability": 1.0})
-    return words
+    """Words of ``text`` spread over [start, end] in proportion to their lengths, as
+    stored word dicts (the one rule is :func:`pipelines.align.estimate_words`)."""
+    from pipelines.align import estimate_words
+
+    return [{"start": w.start, "end": w.end, "text": w.text, "probability": w.probability}
+            for w in estimate_words(text, start, end)]
 
 
 class SegmentCorrection(SegmentView):
