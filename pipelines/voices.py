@@ -172,6 +172,65 @@ def voiceprint_matrix(samples: Iterable[tuple[str, Sequence[float]]]) -> NDArray
 
 
 @dataclass(frozen=True)
+class Voiceprints(Generic[K]):
+    """Everyone's samples stacked once, ready to be compared with many recordings.
+
+    Build it with :meth:`of` when voiceprints change and reuse it: turning stored lists
+    into arrays is most of the cost of a match against 1 000 people (bench/RESULTS.md).
+    """
+
+    people: tuple[K, ...]
+    #: (rows, dim) unit-length samples of everyone, person after person.
+    rows: NDArray[np.float64]
+    #: (people, k) index into ``rows`` of each person's samples; ``present`` marks real ones.
+    index: NDArray[np.intp]
+    present: NDArray[np.bool_]
+
+    @classmethod
+    def of(cls, voiceprints: Mapping[K, ArrayLike]) -> Voiceprints[K]:
+        """Stack ``{person: (k, dim) samples}``; damaged samples (NaN, zero) are left out,
+        and people without a usable sample. Raises ``ValueError`` on mixed dimensions."""
+        people: list[K] = []
+        blocks: list[NDArray[np.float64]] = []
+        for person, samples in voiceprints.items():
+            m = np.asarray(samples, dtype=np.float64)
+            if m.ndim == 1:
+                m = m.reshape(1, -1)
+            if m.ndim != 2 or m.shape[0] == 0 or m.shape[1] == 0:
+                continue
+            people.append(person)
+            blocks.append(m)
+        if not blocks:
+            empty = np.zeros((0, 0), dtype=np.intp)
+            return cls((), np.zeros((0, 0)), empty, empty.astype(bool))
+        if len({b.shape[1] for b in blocks}) > 1:
+            raise ValueError(
+                "voiceprint samples of different dimensions: made by different models; "
+                "re-enrol the voiceprints"
+            )
+        owner = np.repeat(np.arange(len(blocks)), [b.shape[0] for b in blocks])
+        stacked = np.concatenate(blocks)
+        with np.errstate(invalid="ignore", over="ignore"):
+            norms = np.linalg.norm(stacked, axis=1)
+        ok = np.all(np.isfinite(stacked), axis=1) & np.isfinite(norms) & (norms > 1e-12)
+        rows = stacked[ok] / norms[ok, None]
+        owner = owner[ok]
+        counts = np.bincount(owner, minlength=len(blocks))
+        keep = np.flatnonzero(counts)
+        # Renumber people that kept a sample, then lay out a (people, k) gather index.
+        new_id = np.full(len(blocks), -1)
+        new_id[keep] = np.arange(keep.size)
+        owner = new_id[owner]
+        counts = counts[keep]
+        k = int(counts.max()) if counts.size else 0
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        offsets = np.arange(k)[None, :]
+        present = offsets < counts[:, None]
+        index = np.where(present, starts[:, None] + offsets, 0).astype(np.intp)
+        return cls(tuple(people[i] for i in keep), rows, index, present)
+
+
+@dataclass(frozen=True)
 class ScoreTable(Generic[K]):
     """Similarity of every label to every person: ``scores[i, j]`` for labels[i], people[j]."""
 
@@ -182,7 +241,7 @@ class ScoreTable(Generic[K]):
 
 def score_table(
     labels: Mapping[str, ArrayLike],
-    voiceprints: Mapping[K, ArrayLike],
+    voiceprints: Mapping[K, ArrayLike] | Voiceprints[K],
     *,
     scoring: Scoring = "max",
 ) -> ScoreTable[K]:
@@ -192,46 +251,33 @@ def score_table(
     sample: that one). Labels whose embedding is damaged (NaN, zero) and people without a
     usable sample are left out of the table.
     """
+    if scoring not in ("max", "top2"):
+        raise ValueError(f"unknown scoring {scoring!r}: use 'max' or 'top2'")
+    prints = voiceprints if isinstance(voiceprints, Voiceprints) else Voiceprints.of(voiceprints)
     label_rows: list[tuple[str, NDArray[np.float64]]] = []
     for label, vec in labels.items():
         u = unit(vec)
         if u is not None:
             label_rows.append((label, u))
-    people: list[K] = []
-    prints: list[NDArray[np.float64]] = []
-    for person, rows in voiceprints.items():
-        m = _unit_rows(rows)
-        if m.shape[0]:
-            people.append(person)
-            prints.append(m)
-    if not label_rows or not people:
-        return ScoreTable(tuple(lb for lb, _ in label_rows), tuple(people), np.zeros((0, 0)))
-    dim = label_rows[0][1].size
-    if any(v.size != dim for _, v in label_rows) or any(m.shape[1] != dim for m in prints):
+    names = tuple(lb for lb, _ in label_rows)
+    if not label_rows or not prints.people:
+        return ScoreTable(names, prints.people, np.zeros((len(names), 0)))
+    dim = prints.rows.shape[1]
+    if any(v.size != dim for _, v in label_rows):
         raise ValueError(
             "embeddings of different dimensions cannot be compared: the labels and the "
             "voiceprints were made by different models; re-enrol the voiceprints"
         )
-    # People padded to the same number of samples: one (labels x people*k) product, then a
-    # reduction per person. Padding rows are zero vectors and masked to -inf.
-    k = max(m.shape[0] for m in prints)
-    padded = np.zeros((len(people), k, dim))
-    present = np.zeros((len(people), k), dtype=bool)
-    for j, m in enumerate(prints):
-        padded[j, : m.shape[0]] = m
-        present[j, : m.shape[0]] = True
     q = np.stack([v for _, v in label_rows])
-    sims = (q @ padded.reshape(-1, dim).T).reshape(len(label_rows), len(people), k)
-    sims = np.where(present[None], sims, -np.inf)
-    if scoring == "max" or k == 1:
-        scores = sims.max(axis=2)
-    elif scoring == "top2":
-        top = -np.sort(-sims, axis=2)[:, :, :2]
+    sims = q @ prints.rows.T  # the one product: (labels, all samples of everyone)
+    per_person = np.where(prints.present[None], sims[:, prints.index], -np.inf)
+    if scoring == "max" or per_person.shape[2] == 1:
+        scores = per_person.max(axis=2)
+    else:
+        top = -np.sort(-per_person, axis=2)[:, :, :2]
         # A person with one sample: its score, not a mean with -inf.
         scores = np.where(np.isfinite(top[:, :, 1]), top.mean(axis=2), top[:, :, 0])
-    else:
-        raise ValueError(f"unknown scoring {scoring!r}: use 'max' or 'top2'")
-    return ScoreTable(tuple(lb for lb, _ in label_rows), tuple(people), scores)
+    return ScoreTable(names, prints.people, scores)
 
 
 def _decide(
@@ -266,7 +312,7 @@ def _decide(
 
 def match(
     labels: Mapping[str, ArrayLike],
-    voiceprints: Mapping[K, ArrayLike],
+    voiceprints: Mapping[K, ArrayLike] | Voiceprints[K],
     *,
     threshold: float = THRESHOLD,
     margin: float = MARGIN,
@@ -277,8 +323,9 @@ def match(
     """Suggest a person for each label of one recording, or None where the voice is not clear.
 
     ``labels`` maps a label to its embedding; ``voiceprints`` maps a person id to an array
-    (k, dim) of that person's samples (only consenting people belong here). The score of a
-    person is the cosine similarity of the label to the closest sample (``scoring="max"``).
+    (k, dim) of that person's samples (only consenting people belong here), or is a
+    :class:`Voiceprints` stacked once for many calls. The score of a person is the cosine
+    similarity of the label to the closest sample (``scoring="max"``).
 
     For each label, in this order:
 
@@ -647,8 +694,11 @@ STEP_S = 1.0
 #: pyannote keeps a chunk's embedding for clustering only if the speaker talks alone for
 #: at least this share of it; a label without such a chunk gets no embedding (as there).
 MIN_ACTIVE_RATIO = 0.2
-#: Bound on the work per label: windows spread evenly over the recording beyond this.
-MAX_WINDOWS = 48
+#: Bound on the work per label: windows spread evenly over the recording beyond this. The
+#: mean of 16 chunk embeddings of one voice (pairwise cosine ~0.7) points within cosine
+#: ~0.99 of the mean of all of them; recomputing then costs 16 CAM++ passes per label,
+#: against one per second of audio for diarization (bench/RESULTS.md "Voices", cost).
+MAX_WINDOWS = 16
 _FRAMES_PER_S = 100
 _BATCH = 16
 
