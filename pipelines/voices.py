@@ -34,8 +34,8 @@ Recomputing an embedding (:func:`embed_labels`)
     For recordings stored before labels had embeddings. It runs the diarizer's own embedding
     model over 10 s windows of the label's speech, as pyannote does, and averages the raw
     chunk embeddings, so the result is comparable with ``Diarization.embeddings``
-    (measured on the halves of pyannote's sample: cosine 0.99 or more with pyannote's
-    centroid of the same label; bench/voices.py).
+    (measured on 28 labels of the re-encoded halves of pyannote's sample: cosine median
+    0.999, min 0.974 with pyannote's centroid of the same label; bench/voices.py).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ K = TypeVar("K", bound=Hashable)
 VOICEPRINT_LIMIT = 8
 
 # What calibrate() chose on bench/voices.py's labelled set (bench/RESULTS.md, "Voices"):
-# 28 diarized labels of two real people on one phone line in 7 re-encodings, 102 impostor
+# 27 diarized labels of two real people on one phone line in 7 re-encodings, 102 impostor
 # labels. Different-speaker pairs reached 0.671 (the two people of the same call), same-
 # speaker pairs (other half of the call) ranged 0.610-0.883 with 5-7 s of speech each.
 #: A suggestion needs at least this cosine similarity: above every different-speaker pair
@@ -694,10 +694,10 @@ STEP_S = 1.0
 #: pyannote keeps a chunk's embedding for clustering only if the speaker talks alone for
 #: at least this share of it; a label without such a chunk gets no embedding (as there).
 MIN_ACTIVE_RATIO = 0.2
-#: Bound on the work per label: windows spread evenly over the recording beyond this. The
-#: mean of 16 chunk embeddings of one voice (pairwise cosine ~0.7) points within cosine
-#: ~0.99 of the mean of all of them; recomputing then costs 16 CAM++ passes per label,
-#: against one per second of audio for diarization (bench/RESULTS.md "Voices", cost).
+#: Bound on the work per label: windows spread evenly over the recording beyond this.
+#: Estimate, not measured on long real speech: 16 chunk embeddings of one voice with
+#: pairwise cosine ~0.7 average to within cosine ~0.99 of the mean of all of them. It costs
+#: 16 CAM++ passes per label, against one per second of audio for diarization.
 MAX_WINDOWS = 16
 _FRAMES_PER_S = 100
 _BATCH = 16
