@@ -18,7 +18,7 @@ import pytest
 from service.headers import CSP, DOCS_CSP
 from service.web import STATIC_DIR
 from tests.conftest import Api
-from tests.service.factories_consent import small_book
+from tests.factories import small_book
 from tests.web.test_pages import sign_in
 
 TEMPLATES = STATIC_DIR.parent / "templates"
