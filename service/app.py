@@ -14,6 +14,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
+from pipelines.errors import ModelError
+from pipelines.models import resolve_ct2_model, resolve_diarization_pipeline
+from pipelines.runner import ModelCache
+from service import tasks
 from service.api import (
     audit,
     chapters,
@@ -28,9 +32,11 @@ from service.api import (
     transcripts,
     users,
 )
+from service.api.errors import refused
 from service.config import Settings, get_settings
 from service.crud.recordings import finish_interrupted_placements
 from service.db import DB_UNAVAILABLE_ERRORS, database_unavailable, make_engine, migrate
+from service.errors import SourcebookError
 from service.headers import SecurityHeaders
 from service.limits import BodyLimit
 from service.queue import HueyQueue, JobQueue, make_huey
@@ -42,9 +48,6 @@ API_PREFIX = "/api/v1"
 
 
 def _models_problem(settings: Settings) -> str | None:
-    from pipelines.errors import ModelError
-    from pipelines.models import resolve_ct2_model, resolve_diarization_pipeline
-
     try:
         resolve_ct2_model(settings.whisper_model, settings.models_dir)
         resolve_diarization_pipeline(settings.diarization_pipeline or None, settings.models_dir)
@@ -59,9 +62,6 @@ def _start_embedded_workers(
     """Without Redis, `serve` runs the queue consumers in-process (the laptop setup)."""
     if settings.redis_url or settings.embedded_workers <= 0 or not isinstance(jobs, HueyQueue):
         return None
-    from pipelines.runner import ModelCache
-    from service import tasks
-
     ctx = tasks.WorkerContext(
         settings=settings, engine=engine, storage=storage,  # type: ignore[arg-type]
         models=ModelCache(settings.models_dir, keep=True), queue=jobs,
@@ -145,6 +145,9 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         return JSONResponse(
             status_code=exc.status_code, content={"detail": exc.detail}, headers=exc.headers
         )
+
+    # Every refusal from the domain (service.errors): its status comes from one table.
+    app.add_exception_handler(SourcebookError, refused)
 
     @app.exception_handler(OverflowError)
     async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:

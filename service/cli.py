@@ -53,6 +53,7 @@ def users_create(
     from service.crud import audit
     from service.db import make_engine
     from service.db import migrate as run_migrations
+    from service.errors import Conflict
     from service.models.users import Role
 
     try:
@@ -69,7 +70,7 @@ def users_create(
                 session, key=settings.token_key(), name=name, role=role_value,
                 ttl=settings.token_ttl,
             )
-        except ValueError as exc:
+        except Conflict as exc:
             _fail(str(exc))
             return
         audit.record(session, actor=None, action="create", object_type="user",

@@ -37,6 +37,7 @@ def audit(
     from service.crud import consent as crud
     from service.db import make_engine
     from service.db import migrate as run_migrations
+    from service.errors import SourcebookError
 
     day = _parse_day(as_of)
     if fmt not in ("md", "csv", "json"):
@@ -52,8 +53,8 @@ def audit(
             try:
                 report = crud.clearance_report(session, as_of=day, chapter_id=chapter_id,
                                                actor=None, fmt=f"{fmt} (cli)")
-            except crud.ConsentError as exc:
-                typer.secho(f"error: {exc.detail}", fg=typer.colors.RED, err=True)
+            except SourcebookError as exc:
+                typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
                 raise typer.Exit(EXIT_USAGE) from None
     finally:
         engine.dispose()

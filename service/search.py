@@ -37,6 +37,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from pipelines.text import cjk_spaced, is_cjk, to_simplified
 from service.access import recording_filter
+from service.errors import Invalid
 from service.models.consent import Restriction
 from service.models.people import Person
 from service.models.recordings import Recording, Speaker
@@ -77,7 +78,7 @@ MARK_CLOSE = "»"
 ELLIPSIS = "…"
 
 
-class QueryError(ValueError):
+class QueryError(Invalid):
     """The search query cannot be used; the message says why and what to do."""
 
 

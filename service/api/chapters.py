@@ -8,12 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
-from service import outline, verify
-from service.access import get_recording, not_found
+from service import verify
+from service.access import get_recording
 from service.api.deps import AnyUser, Author
 from service.crud import chapters as crud
 from service.crud import quotes as quote_crud
 from service.db import SessionDep
+from service.errors import not_found
 from service.models.base import Page
 from service.models.chapters import (
     Chapter,
@@ -112,10 +113,7 @@ def _get(session: SessionDep, chapter_id: int) -> Chapter:
                         422: {"description": "No headings."}})
 def import_chapters(text: MarkdownBody, session: SessionDep, user: Author) -> ChapterImportResult:
     """Build or update the part/chapter/section tree from a Markdown outline or draft."""
-    try:
-        return crud.import_outline(session, text=text, actor=user)
-    except outline.OutlineError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return crud.import_outline(session, text=text, actor=user)
 
 
 @router.get("/chapters", response_model=ChapterTree)
@@ -127,10 +125,7 @@ def list_chapters(session: SessionDep, user: AnyUser) -> ChapterTree:
 @router.post("/chapters", status_code=status.HTTP_201_CREATED, response_model=ChapterPublic)
 def create_chapter(data: ChapterCreate, session: SessionDep, user: Author) -> ChapterPublic:
     """Create one part, chapter or section."""
-    try:
-        return crud.to_public(session, crud.create_chapter(session, data=data, actor=user))
-    except crud.ChapterProblem as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return crud.to_public(session, crud.create_chapter(session, data=data, actor=user))
 
 
 @router.get("/chapters/{chapter_id}", response_model=ChapterPublic)
@@ -144,10 +139,7 @@ def update_chapter(chapter_id: int, data: ChapterUpdate, session: SessionDep,
                    user: Author) -> ChapterPublic:
     """Change a node's title, number, summary, manuscript or place in the tree."""
     chapter = _get(session, chapter_id)
-    try:
-        crud.update_chapter(session, chapter=chapter, data=data, actor=user)
-    except crud.ChapterProblem as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    crud.update_chapter(session, chapter=chapter, data=data, actor=user)
     return crud.to_public(session, chapter)
 
 
@@ -164,10 +156,7 @@ def link_quote(chapter_id: int, data: ChapterQuoteCreate, session: SessionDep,
                user: Author) -> ChapterQuotePublic:
     """Link a quote to a chapter as candidate, drafted or published (again: new usage)."""
     chapter = _get(session, chapter_id)
-    try:
-        quote_crud.get_quote(session, user=user, quote_id=data.quote_id)
-    except quote_crud.QuoteProblem as exc:
-        raise HTTPException(exc.status_code, exc.detail) from None
+    quote_crud.get_quote(session, user=user, quote_id=data.quote_id)
     link = quote_crud.link_quote(session, chapter=chapter, data=data, actor=user)
     return ChapterQuotePublic.model_validate(link)
 

@@ -27,7 +27,7 @@ from sqlmodel import Session, SQLModel
 
 from pipelines.export import FORMATS
 from service import importers
-from service.access import get_child, get_recording, not_found
+from service.access import get_child, get_recording
 from service.api.deps import AnyUser, Limit, Offset, Researcher
 from service.crud import transcripts as crud
 from service.db import SessionDep
@@ -38,10 +38,6 @@ from service.visibility import is_redacted_for
 
 router = APIRouter(tags=["transcripts"])
 
-def _missing_transcript(exc: crud.NoTranscript) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
-
-
 @router.get("/recordings/{recording_id}/transcript", response_model=crud.TranscriptView)
 def read_transcript(
     recording_id: int,
@@ -51,10 +47,7 @@ def read_transcript(
 ) -> Response:
     """Read the current (or a given) transcript version with speaker names."""
     get_recording(session, user, recording_id)
-    try:
-        transcript = crud.get_transcript(session, recording_id=recording_id, version=version)
-    except crud.NoTranscript as exc:
-        raise _missing_transcript(exc) from None
+    transcript = crud.get_transcript(session, recording_id=recording_id, version=version)
     # Built by crud.transcript_json (the stored words copied in as they are), so FastAPI
     # gets bytes; response_model above still documents the shape.
     return Response(crud.transcript_json(session, transcript, user=user),
@@ -83,11 +76,8 @@ def update_speakers(recording_id: int, mapping: SpeakerMapBody, session: Session
                     user: Researcher) -> list[TranscriptSpeaker]:
     """Map speaker labels to people; every read and export then shows their names."""
     get_recording(session, user, recording_id)
-    try:
-        return crud.set_speakers(session, recording_id=recording_id, mapping=mapping,
-                                 actor=user)
-    except crud.SpeakerMapError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return crud.set_speakers(session, recording_id=recording_id, mapping=mapping,
+                             actor=user)
 
 
 # ----------------------------------------------------------------------------- corrections
@@ -110,13 +100,8 @@ def _correct(session: Session, user: User, segment_id: int, data: SegmentUpdate,
     if data.text is None and data.speaker is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             "Nothing to change: send \"text\" and/or \"speaker\".")
-    try:
-        segment, revision = crud.correct_segment(
-            session, segment_id=segment_id, text=data.text, speaker=data.speaker, actor=user)
-    except crud.CorrectionError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    except LookupError:
-        raise not_found("segment", segment_id) from None
+    segment, revision = crud.correct_segment(
+        session, segment_id=segment_id, text=data.text, speaker=data.speaker, actor=user)
     return crud.correction_view(session, segment=segment, revision=revision, user=user)
 
 
@@ -259,11 +244,8 @@ def export_transcript(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"Unknown export format {format!r}; use one of: "
                             f"{', '.join(FORMATS)}.")
-    try:
-        result = crud.export(session, recording=recording, fmt=fmt, version=version,
-                             actor=user, redact=is_redacted_for(user))
-    except crud.NoTranscript as exc:
-        raise _missing_transcript(exc) from None
+    result = crud.export(session, recording=recording, fmt=fmt, version=version,
+                         actor=user, redact=is_redacted_for(user))
     disposition = (f'attachment; filename="{result.ascii_filename}"; '
                    f"filename*=UTF-8''{quote(result.filename)}")
     return Response(content=result.content, media_type=result.media_type,

@@ -12,6 +12,8 @@ from pipelines.escaping import md_text
 from service import citations, outline
 from service.access import can_see_recording
 from service.crud import audit
+from service.crud.sources import source_of
+from service.errors import Invalid
 from service.models.base import utcnow
 from service.models.chapters import (
     Chapter,
@@ -30,7 +32,7 @@ from service.models.recordings import Recording
 from service.models.users import User
 
 
-class ChapterProblem(ValueError):
+class ChapterProblem(Invalid):
     """A tree change that would break the tree (a cycle, an unknown parent)."""
 
 
@@ -46,14 +48,33 @@ def _children(rows: list[Chapter]) -> dict[int | None, list[Chapter]]:
 
 
 def subtree_ids(session: Session, chapter_id: int) -> list[int]:
-    """The chapter and every node below it."""
+    """The chapter and every node below it (a part covers its chapters and sections)."""
     kids = _children(all_chapters(session))
     out, todo = [], [chapter_id]
+    seen: set[int] = set()
     while todo:
         cid = todo.pop()
+        if cid in seen:  # only a tree edited by hand could loop; never walk it twice
+            continue
+        seen.add(cid)
         out.append(cid)
         todo.extend(c.id for c in kids.get(cid, []) if c.id is not None)
     return out
+
+
+def reading_order(session: Session) -> list[int]:
+    """Every chapter id in reading order (depth first by position), for stable reports."""
+    kids = _children(all_chapters(session))
+    order: list[int] = []
+
+    def walk(parent: int | None) -> None:
+        for c in kids.get(parent, []):
+            assert c.id is not None
+            order.append(c.id)
+            walk(c.id)
+
+    walk(None)
+    return order
 
 
 def _quote_counts(session: Session) -> dict[int, int]:
@@ -324,8 +345,6 @@ def chapters_using(session: Session, *, user: User, recording_id: int | None = N
 
 def sources_markdown(session: Session, *, chapter: Chapter, user: User) -> str:
     """A Markdown bibliography of every interview the chapter and its sections quote."""
-    from service.crud.quotes import source_of
-
     ids = subtree_ids(session, chapter.id or 0)
     rows = session.exec(
         select(Quote).where(col(Quote.id).in_(

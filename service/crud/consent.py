@@ -21,6 +21,8 @@ from pipelines.escaping import csv_text, md_text
 from pipelines.export import hms
 from service import clearance as rules
 from service.crud import audit
+from service.crud.chapters import reading_order, subtree_ids
+from service.errors import Conflict, Invalid, Malformed, NotFound, Unsupported
 from service.filemodes import READ_ONLY_MODE, private_dir
 from service.models.audit import AuditEvent, AuditEventPublic
 from service.models.base import utcnow
@@ -69,15 +71,6 @@ DOCUMENT_TYPES: tuple[tuple[bytes, str, str], ...] = (
 )
 
 
-class ConsentError(Exception):
-    """A request the data does not allow; ``status_code`` says which HTTP answer fits."""
-
-    def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
-
-
 # --- agreements ---------------------------------------------------------------------
 
 def to_public(session: Session, agreement: ConsentAgreement) -> ConsentPublic:
@@ -89,11 +82,11 @@ def to_public(session: Session, agreement: ConsentAgreement) -> ConsentPublic:
 
 def _check_scope(session: Session, person_id: int, recording_id: int | None) -> None:
     if session.get(Person, person_id) is None:
-        raise ConsentError(422, f"No person with id {person_id}; create the person first "
-                                "with POST /api/v1/people.")
+        raise Invalid(f"No person with id {person_id}; create the person first "
+                      "with POST /api/v1/people.")
     if recording_id is not None and session.get(Recording, recording_id) is None:
-        raise ConsentError(422, f"No recording with id {recording_id}; leave recording_id "
-                                "out for an agreement covering all of the person's recordings.")
+        raise Invalid(f"No recording with id {recording_id}; leave recording_id "
+                      "out for an agreement covering all of the person's recordings.")
 
 
 def _active_in_scope(session: Session, person_id: int, recording_id: int | None,
@@ -108,16 +101,16 @@ def _active_in_scope(session: Session, person_id: int, recording_id: int | None,
 
 def create_agreement(session: Session, *, data: ConsentCreate, actor: User) -> ConsentAgreement:
     if data.status == ConsentStatus.withdrawn:
-        raise ConsentError(422, "An agreement cannot be created as withdrawn; create it and "
-                                "then POST /api/v1/consents/{id}/withdraw with the reason.")
+        raise Invalid("An agreement cannot be created as withdrawn; create it and "
+                      "then POST /api/v1/consents/{id}/withdraw with the reason.")
     _check_scope(session, data.person_id, data.recording_id)
     existing = _active_in_scope(session, data.person_id, data.recording_id)
     if existing is not None:
         scope = (f"recording {data.recording_id}" if data.recording_id is not None
                  else "all recordings")
-        raise ConsentError(409, f"Consent #{existing.id} already covers person "
-                                f"{data.person_id} for {scope}; change it with PATCH "
-                                f"/api/v1/consents/{existing.id}, or withdraw it first.")
+        raise Conflict(f"Consent #{existing.id} already covers person "
+                       f"{data.person_id} for {scope}; change it with PATCH "
+                       f"/api/v1/consents/{existing.id}, or withdraw it first.")
     agreement = ConsentAgreement.model_validate(data)
     session.add(agreement)
     session.flush()
@@ -155,14 +148,14 @@ def update_agreement(session: Session, *, agreement: ConsentAgreement, data: Con
                      actor: User) -> ConsentAgreement:
     changes = data.model_dump(exclude_unset=True)
     if agreement.status == ConsentStatus.withdrawn:
-        raise ConsentError(409, f"Consent #{agreement.id} was withdrawn and is kept as it was; "
-                                "record a new agreement with POST /api/v1/consents.")
+        raise Conflict(f"Consent #{agreement.id} was withdrawn and is kept as it was; "
+                       "record a new agreement with POST /api/v1/consents.")
     if changes.get("status") == ConsentStatus.withdrawn:
-        raise ConsentError(422, "Withdraw with POST /api/v1/consents/{id}/withdraw and a "
-                                "reason, so that the date and reason are kept.")
+        raise Invalid("Withdraw with POST /api/v1/consents/{id}/withdraw and a "
+                      "reason, so that the date and reason are kept.")
     for key in ("status", "form", "attribution", "approval_required"):
         if key in changes and changes[key] is None:
-            raise ConsentError(422, f"'{key}' cannot be null.")
+            raise Invalid(f"'{key}' cannot be null.")
     for key, value in changes.items():
         setattr(agreement, key, value)
     agreement.updated_at = utcnow()
@@ -178,8 +171,8 @@ def withdraw_agreement(session: Session, *, agreement: ConsentAgreement, reason:
                        ) -> tuple[ConsentAgreement, list[ClearanceRow]]:
     """Withdraw, keeping the record; returns the quote uses that this blocks."""
     if agreement.status == ConsentStatus.withdrawn:
-        raise ConsentError(409, f"Consent #{agreement.id} was already withdrawn on "
-                                f"{agreement.withdrawn_at:%Y-%m-%d}.")
+        raise Conflict(f"Consent #{agreement.id} was already withdrawn on "
+                       f"{agreement.withdrawn_at:%Y-%m-%d}.")
     agreement.status = ConsentStatus.withdrawn
     agreement.withdrawn_at = utcnow()
     agreement.withdrawal_reason = reason
@@ -220,14 +213,14 @@ def attach_document(session: Session, *, storage: Storage, agreement: ConsentAgr
     removed again if the commit fails; a replaced release is deleted only after it.
     """
     if size == 0:
-        raise ConsentError(400, "The uploaded file is empty (0 bytes).")
+        raise Malformed("The uploaded file is empty (0 bytes).")
     with tmp_path.open("rb") as f:
         head = f.read(16)
     kind = next(((mt, ext) for magic, mt, ext in DOCUMENT_TYPES if head.startswith(magic)),
                 None)
     if kind is None:
-        raise ConsentError(415, "The signed release must be a PDF, PNG or JPEG file (checked "
-                                "by its content, not its name). Scan or export it as PDF.")
+        raise Unsupported("The signed release must be a PDF, PNG or JPEG file (checked "
+                          "by its content, not its name). Scan or export it as PDF.")
     media_type, ext = kind
     target_dir = private_dir(storage.root / DOCUMENTS_DIR)
     target = target_dir / f"{agreement.id}-{secrets.token_hex(8)}.{ext}"
@@ -270,11 +263,11 @@ def restriction_public(r: Restriction) -> RestrictionPublic:
 def create_restriction(session: Session, *, recording: Recording, data: RestrictionCreate,
                        actor: User) -> Restriction:
     if data.end <= data.start:
-        raise ConsentError(422, f"A restriction needs start < end (got {data.start} to "
-                                f"{data.end} seconds).")
+        raise Invalid(f"A restriction needs start < end (got {data.start} to "
+                      f"{data.end} seconds).")
     if data.level == RestrictionLevel.embargo and data.until is None:
-        raise ConsentError(422, "An embargo needs 'until': the date from which the span may "
-                                "be published (YYYY-MM-DD).")
+        raise Invalid("An embargo needs 'until': the date from which the span may "
+                      "be published (YYYY-MM-DD).")
     assert recording.id is not None
     restriction = Restriction(recording_id=recording.id, start=data.start, end=data.end,
                               level=data.level, until=data.until, imposed_by=data.imposed_by,
@@ -332,7 +325,7 @@ def record_approval(session: Session, *, quote: Quote, data: ApprovalIn, actor: 
                     ) -> QuoteApproval:
     """Add a decision to the quote's approval history; the newest one counts."""
     if data.decision != ApprovalDecision.approved and data.approved_text is not None:
-        raise ConsentError(422, "approved_text goes only with decision 'approved'.")
+        raise Invalid("approved_text goes only with decision 'approved'.")
     last = session.exec(select(QuoteApproval).where(QuoteApproval.quote_id == quote.id)
                         .order_by(col(QuoteApproval.id).desc())).first()
     now = utcnow()
@@ -362,21 +355,6 @@ def record_approval(session: Session, *, quote: Quote, data: ApprovalIn, actor: 
 
 def chapter_label(chapter: Chapter) -> str:
     return f"{chapter.number} {chapter.title}" if chapter.number else chapter.title
-
-
-def chapter_subtree(session: Session, chapter_id: int) -> set[int]:
-    """The chapter and everything below it (a part's report covers its chapters)."""
-    children: dict[int | None, list[int]] = {}
-    for cid, parent in session.exec(select(Chapter.id, Chapter.parent_id)).all():
-        if cid is not None:
-            children.setdefault(parent, []).append(cid)
-    found, todo = set(), [chapter_id]
-    while todo:
-        cid = todo.pop()
-        if cid not in found:
-            found.add(cid)
-            todo.extend(children.get(cid, []))
-    return found
 
 
 def _facts(session: Session, quotes: Sequence[Quote], withdrawn_override: int | None,
@@ -434,8 +412,7 @@ def clearance(session: Session, *, as_of: date, chapter_id: int | None = None,
              .join(Quote, col(Quote.id) == ChapterQuote.quote_id)
              .join(Chapter, col(Chapter.id) == ChapterQuote.chapter_id))
     if chapter_id is not None:
-        query = query.where(col(ChapterQuote.chapter_id).in_(chapter_subtree(session,
-                                                                             chapter_id)))
+        query = query.where(col(ChapterQuote.chapter_id).in_(subtree_ids(session, chapter_id)))
     if quote_ids is not None:
         ids = set(quote_ids)
         if not ids:
@@ -444,7 +421,7 @@ def clearance(session: Session, *, as_of: date, chapter_id: int | None = None,
     links = session.exec(query).all()
     quotes = list({q.id: q for _, q, _ in links}.values())
     facts = _facts(session, quotes, withdrawn_override)
-    position = {cid: i for i, cid in enumerate(_chapter_order(session))}
+    position = {cid: i for i, cid in enumerate(reading_order(session))}
     recording_ids = {q.recording_id for q in quotes if q.recording_id is not None}
     titles = dict(session.exec(select(Recording.id, Recording.title).where(
         col(Recording.id).in_(recording_ids))).all()) if recording_ids else {}
@@ -470,23 +447,6 @@ def clearance(session: Session, *, as_of: date, chapter_id: int | None = None,
     return rows
 
 
-def _chapter_order(session: Session) -> list[int]:
-    """Chapter ids in reading order (depth first by position), for stable reports."""
-    children: dict[int | None, list[Chapter]] = {}
-    for c in session.exec(select(Chapter)).all():
-        children.setdefault(c.parent_id, []).append(c)
-    order: list[int] = []
-
-    def walk(parent: int | None) -> None:
-        for c in sorted(children.get(parent, []), key=lambda c: (c.position, c.id or 0)):
-            assert c.id is not None
-            order.append(c.id)
-            walk(c.id)
-
-    walk(None)
-    return order
-
-
 def totals(rows: Sequence[ClearanceRow]) -> dict[str, int]:
     counts = {s.value: 0 for s in rules.Status}
     for r in rows:
@@ -500,8 +460,8 @@ def clearance_view(session: Session, *, as_of: date, chapter_id: int | None,
     audited, since every page load (and the reload after each consent saved) would
     otherwise add an event."""
     if chapter_id is not None and session.get(Chapter, chapter_id) is None:
-        raise ConsentError(404, f"No chapter with id {chapter_id}. List chapters with GET "
-                                "/api/v1/chapters.")
+        raise NotFound(f"No chapter with id {chapter_id}. List chapters with GET "
+                       "/api/v1/chapters.")
     rows = clearance(session, as_of=as_of, chapter_id=chapter_id)
     return ClearanceReport(data=rows, count=len(rows), as_of=as_of, chapter_id=chapter_id,
                            totals=totals(rows))

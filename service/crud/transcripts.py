@@ -32,8 +32,12 @@ import sqlalchemy as sa
 from sqlalchemy import func
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from pipelines.align import estimate_words
 from pipelines.export import FORMATS, MEDIA_TYPES, ExportDoc, ExportSegment, render
+from pipelines.text import cjk_spaced
 from pipelines.text import word_tokens as word_tokens  # re-exported; the tokenizer lives there
+from service.crud import audit
+from service.errors import Invalid, NotFound, not_found
 from service.importers import Cue, Parsed
 from service.models.consent import RestrictionLevel
 from service.models.people import Person
@@ -57,8 +61,8 @@ from service.visibility import (
 )
 
 
-class NoTranscript(LookupError):
-    pass
+class NoTranscript(NotFound):
+    """The recording has no transcript (yet), or not the version asked for."""
 
 
 def versions(session: Session, recording_id: int) -> list[int]:
@@ -282,8 +286,6 @@ def add_version(
     tests all come through here, so the search index (kept by triggers on SQLite and
     an expression index on PostgreSQL) always sees the same ``search_text``.
     """
-    from pipelines.text import cjk_spaced
-
     last = session.exec(
         select(func.max(Transcript.version)).where(Transcript.recording_id == recording_id)
     ).one()
@@ -314,8 +316,8 @@ def add_version(
 
 # ----------------------------------------------------------------------------- speakers
 
-class SpeakerMapError(ValueError):
-    """A speaker map naming a label or a person that does not exist (a 422)."""
+class SpeakerMapError(Invalid):
+    """A speaker map naming a label or a person that does not exist."""
 
 
 def speaker_map(session: Session, recording_id: int) -> list[TranscriptSpeaker]:
@@ -355,8 +357,6 @@ def set_speakers(session: Session, *, recording_id: int, mapping: dict[str, int 
             changes.append(f"{label}: {row.person_id} -> {person_id}")
             row.person_id = person_id
             session.add(row)
-    from service.crud import audit
-
     audit.record(session, actor=actor, action="speakers", object_type="recording",
                  object_id=recording_id,
                  summary="; ".join(changes) if changes else "no change")
@@ -369,15 +369,13 @@ def set_speakers(session: Session, *, recording_id: int, mapping: dict[str, int 
 LABEL_PATTERN = re.compile(r"SPEAKER_\d{2,3}")
 
 
-class CorrectionError(ValueError):
-    """A correction that cannot be applied (a 422)."""
+class CorrectionError(Invalid):
+    """A correction that cannot be applied."""
 
 
 def retime_words(text: str, start: float, end: float) -> list[dict[str, Any]]:
     """Words of ``text`` spread over [start, end] in proportion to their lengths, as
     stored word dicts (the one rule is :func:`pipelines.align.estimate_words`)."""
-    from pipelines.align import estimate_words
-
     return [{"start": w.start, "end": w.end, "text": w.text, "probability": w.probability}
             for w in estimate_words(text, start, end)]
 
@@ -415,13 +413,11 @@ def correct_segment(session: Session, *, segment_id: int, text: str | None,
     so two researchers correcting one segment at once each get a revision whose
     ``before`` is what the other left, on SQLite and PostgreSQL alike.
     """
-    from pipelines.text import cjk_spaced
-
     session.execute(sa.update(Segment).where(col(Segment.id) == segment_id)
                     .values(edited=Segment.edited))
     segment = session.get(Segment, segment_id, populate_existing=True)
     if segment is None:
-        raise LookupError(segment_id)
+        raise not_found("segment", segment_id)
     if text is not None and not text.strip():
         raise CorrectionError("The corrected text is empty; to withhold a span, ask an "
                               "editor to add a restriction instead.")
@@ -452,8 +448,6 @@ def correct_segment(session: Session, *, segment_id: int, text: str | None,
     what = [k for k, changed in (("text", revision.before_text != revision.after_text),
                                  ("speaker", revision.before_speaker != revision.after_speaker))
             if changed]
-    from service.crud import audit
-
     audit.record(session, actor=actor, action="correct", object_type="segment",
                  object_id=segment_id,
                  summary=f"recording {segment.recording_id}, changed {' and '.join(what)}")
@@ -581,8 +575,6 @@ def import_version(session: Session, *, recording_id: int, parsed: Parsed, langu
         if row.person_id is None and new_map.get(row.label) is not None:
             row.person_id = new_map[row.label]
             session.add(row)
-    from service.crud import audit
-
     audit.record(session, actor=actor, action="import", object_type="transcript",
                  object_id=transcript.id,
                  summary=f"recording {recording_id}, version {transcript.version}, "
@@ -651,15 +643,13 @@ def _slug(title: str) -> str:
 
 def export(session: Session, *, recording: Recording, fmt: str, version: int | None,
            actor: User | None, redact: bool, via: str = "api") -> ExportFile:
-    """Render an export and audit it; raises NoTranscript, ValueError for a bad format."""
+    """Render an export and audit it; raises NoTranscript, Invalid for a bad format."""
     if fmt not in FORMATS:
-        raise ValueError(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+        raise Invalid(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
     assert recording.id is not None
     transcript = get_transcript(session, recording_id=recording.id, version=version)
     doc = export_doc(session, recording=recording, transcript=transcript, redact=redact)
     content = render(doc, fmt)
-    from service.crud import audit
-
     audit.record(session, actor=actor, action="export", object_type="recording",
                  object_id=recording.id,
                  summary=f"{fmt}, version {transcript.version}, "

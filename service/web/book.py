@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from sqlmodel import Session, col, select
 
 from service import search as engine
-from service.access import get_recording, not_found, recording_filter
+from service.access import get_recording, recording_filter
 from service.api.deps import AnyUser, Author, Editor, Offset
 from service.crud import chapters as chapter_crud
 from service.crud import consent as consent_crud
@@ -19,6 +19,7 @@ from service.crud import people as people_crud
 from service.crud import quotes as quote_crud
 from service.crud import recordings as rec_crud
 from service.db import SessionDep
+from service.errors import NotFound, not_found
 from service.models.chapters import ChapterNode
 from service.models.consent import (
     Attribution,
@@ -175,7 +176,7 @@ def consent_page(request: Request, session: SessionDep, user: Editor,
     day = as_of or date.today()
     try:
         report = consent_crud.clearance_view(session, as_of=day, chapter_id=chapter_id)
-    except consent_crud.ConsentError as exc:
+    except NotFound as exc:
         raise not_found("chapter", chapter_id or 0) from exc
     impact_rows = None
     impact_agreement = None
