@@ -11,10 +11,11 @@ from fastapi.responses import PlainTextResponse
 from service import verify
 from service.access import get_recording
 from service.api.deps import AnyUser, Author
+from service.crud import bibliography
 from service.crud import chapters as crud
 from service.crud import quotes as quote_crud
 from service.db import SessionDep
-from service.errors import not_found
+from service.errors import NotFound, not_found
 from service.models.base import Page
 from service.models.chapters import (
     Chapter,
@@ -119,19 +120,20 @@ def import_chapters(text: MarkdownBody, session: SessionDep, user: Author) -> Ch
 @router.get("/chapters", response_model=ChapterTree)
 def list_chapters(session: SessionDep, user: AnyUser) -> ChapterTree:
     """The whole tree of parts, chapters and sections."""
-    return crud.tree(session)
+    return crud.tree(session, user=user)
 
 
 @router.post("/chapters", status_code=status.HTTP_201_CREATED, response_model=ChapterPublic)
 def create_chapter(data: ChapterCreate, session: SessionDep, user: Author) -> ChapterPublic:
     """Create one part, chapter or section."""
-    return crud.to_public(session, crud.create_chapter(session, data=data, actor=user))
+    return crud.to_public(session, crud.create_chapter(session, data=data, actor=user),
+                          user=user)
 
 
 @router.get("/chapters/{chapter_id}", response_model=ChapterPublic)
 def read_chapter(chapter_id: int, session: SessionDep, user: AnyUser) -> ChapterPublic:
     """Read one node with its manuscript."""
-    return crud.to_public(session, _get(session, chapter_id))
+    return crud.to_public(session, _get(session, chapter_id), user=user)
 
 
 @router.patch("/chapters/{chapter_id}", response_model=ChapterPublic)
@@ -140,7 +142,7 @@ def update_chapter(chapter_id: int, data: ChapterUpdate, session: SessionDep,
     """Change a node's title, number, summary, manuscript or place in the tree."""
     chapter = _get(session, chapter_id)
     crud.update_chapter(session, chapter=chapter, data=data, actor=user)
-    return crud.to_public(session, chapter)
+    return crud.to_public(session, chapter, user=user)
 
 
 @router.delete("/chapters/{chapter_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -166,10 +168,15 @@ def link_quote(chapter_id: int, data: ChapterQuoteCreate, session: SessionDep,
 def unlink_quote(chapter_id: int, quote_id: int, session: SessionDep, user: Author) -> Response:
     """Remove a quote from a chapter (the quote stays)."""
     _get(session, chapter_id)
+    not_linked = HTTPException(status.HTTP_404_NOT_FOUND,
+                               f"Quote {quote_id} is not linked to chapter {chapter_id}.")
+    try:
+        quote_crud.get_editable_quote(session, user=user, quote_id=quote_id)
+    except NotFound:
+        raise not_linked from None  # a quote the caller may not see is not there
     if not quote_crud.unlink_quote(session, chapter_id=chapter_id, quote_id=quote_id,
                                    actor=user):
-        raise HTTPException(status.HTTP_404_NOT_FOUND,
-                            f"Quote {quote_id} is not linked to chapter {chapter_id}.")
+        raise not_linked
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -177,7 +184,7 @@ def unlink_quote(chapter_id: int, quote_id: int, session: SessionDep, user: Auth
             responses={200: {"content": {"text/markdown": {}}}})
 def read_sources(chapter_id: int, session: SessionDep, user: AnyUser) -> PlainTextResponse:
     """A Markdown bibliography of every interview the chapter and its sections quote."""
-    text = crud.sources_markdown(session, chapter=_get(session, chapter_id), user=user)
+    text = bibliography.sources_markdown(session, chapter=_get(session, chapter_id), user=user)
     return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from service.api.deps import Author, Limit, Offset
 from service.crud import quotes as crud
@@ -54,10 +54,7 @@ def read_quote(quote_id: int, session: SessionDep, user: Author) -> QuotePublic:
 def update_quote(quote_id: int, data: QuoteUpdate, session: SessionDep,
                  user: Author) -> QuotePublic:
     """Set the edited text, the translation or the translator (each change audited)."""
-    quote = crud.get_quote(session, user=user, quote_id=quote_id)
-    if crud.is_withheld(session, quote, user):
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            "This quote lies in a restricted passage; ask an editor.")
+    quote = crud.get_editable_quote(session, user=user, quote_id=quote_id)
     crud.update_quote(session, quote=quote, data=data, actor=user)
     return crud.to_public(session, quote, user=user)
 
@@ -65,8 +62,8 @@ def update_quote(quote_id: int, data: QuoteUpdate, session: SessionDep,
 @router.delete("/{quote_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_quote(quote_id: int, session: SessionDep, user: Author) -> Response:
     """Delete a quote and its chapter links."""
-    crud.delete_quote(session, quote=crud.get_quote(session, user=user, quote_id=quote_id),
-                      actor=user)
+    crud.delete_quote(session, actor=user,
+                      quote=crud.get_editable_quote(session, user=user, quote_id=quote_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -8,11 +8,9 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from pipelines.escaping import md_text
-from service import citations, outline
-from service.access import can_see_recording
+from service import outline
+from service.access import can_see_recording, recording_filter
 from service.crud import audit
-from service.crud.sources import source_of
 from service.errors import Invalid
 from service.models.base import utcnow
 from service.models.chapters import (
@@ -77,18 +75,30 @@ def reading_order(session: Session) -> list[int]:
     return order
 
 
-def _quote_counts(session: Session) -> dict[int, int]:
+def _countable(user: User | None) -> Any:
+    """SQL on Quote: a quote ``user`` may know of (erased ones, and those of recordings
+    the user may see); a quote of an invisible recording must not show in a count."""
+    if user is None:
+        return True
+    return col(Quote.recording_id).is_(None) | col(Quote.recording_id).in_(
+        select(Recording.id).where(recording_filter(user)))
+
+
+def _quote_counts(session: Session, user: User | None) -> dict[int, int]:
     rows = session.exec(
-        select(ChapterQuote.chapter_id, func.count()).group_by(col(ChapterQuote.chapter_id))
+        select(ChapterQuote.chapter_id, func.count())
+        .join(Quote, col(Quote.id) == col(ChapterQuote.quote_id))
+        .where(_countable(user)).group_by(col(ChapterQuote.chapter_id))
     ).all()
     return dict(rows)
 
 
-def tree(session: Session, *, root_id: int | None = None) -> ChapterTree:
-    """The whole tree (or the subtree under ``root_id``), children in position order."""
+def tree(session: Session, *, user: User | None, root_id: int | None = None) -> ChapterTree:
+    """The whole tree (or the subtree under ``root_id``), children in position order;
+    quote counts as ``user`` may know them."""
     rows = all_chapters(session)
     kids = _children(rows)
-    counts = _quote_counts(session)
+    counts = _quote_counts(session, user)
 
     def node(c: Chapter) -> ChapterNode:
         assert c.id is not None
@@ -131,14 +141,16 @@ def label(c: Chapter) -> str:
     return f"{c.number} {c.title}" if c.number else c.title
 
 
-def to_public(session: Session, chapter: Chapter) -> ChapterPublic:
+def to_public(session: Session, chapter: Chapter, *, user: User | None) -> ChapterPublic:
     assert chapter.id is not None
     children = session.exec(
         select(Chapter.id).where(Chapter.parent_id == chapter.id)
         .order_by(col(Chapter.position), col(Chapter.id))
     ).all()
     quotes = session.exec(
-        select(func.count()).select_from(ChapterQuote).where(ChapterQuote.chapter_id == chapter.id)
+        select(func.count()).select_from(ChapterQuote)
+        .join(Quote, col(Quote.id) == col(ChapterQuote.quote_id))
+        .where(ChapterQuote.chapter_id == chapter.id, _countable(user))
     ).one()
     return ChapterPublic(
         **chapter.model_dump(), path=path_of(session, chapter),
@@ -304,7 +316,7 @@ def import_outline(session: Session, *, text: str, actor: User) -> ChapterImport
                  summary=f"{created} created, {updated} updated, {unchanged} unchanged; "
                  + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     session.commit()
-    whole = tree(session, root_id=book_id) if book_id is not None else tree(session)
+    whole = tree(session, user=actor, root_id=book_id)
     return ChapterImportResult(
         data=whole.data, count=whole.count, created=created, updated=updated,
         unchanged=unchanged, not_in_document=leftover,
@@ -341,45 +353,3 @@ def chapters_using(session: Session, *, user: User, recording_id: int | None = N
         if link.usage.value not in use.usages:
             use.usages.append(link.usage.value)
     return sorted(uses.values(), key=lambda u: u.chapter_id)
-
-
-def sources_markdown(session: Session, *, chapter: Chapter, user: User) -> str:
-    """A Markdown bibliography of every interview the chapter and its sections quote."""
-    ids = subtree_ids(session, chapter.id or 0)
-    rows = session.exec(
-        select(Quote).where(col(Quote.id).in_(
-            select(ChapterQuote.quote_id).where(col(ChapterQuote.chapter_id).in_(ids))))
-        .order_by(col(Quote.id))
-    ).all()
-    by_recording: dict[int, list[Quote]] = defaultdict(list)
-    erased = 0
-    for q in rows:
-        if q.recording_id is None:
-            erased += 1
-        else:
-            by_recording[q.recording_id].append(q)
-    entries: list[tuple[str, str]] = []
-    hidden = 0
-    for rid, quotes in by_recording.items():
-        recording = session.get(Recording, rid)
-        if recording is None or not can_see_recording(user, recording):
-            hidden += 1
-            continue
-        # One entry per interviewee of the recording, as cited (a panel has several).
-        per_person: dict[int | None, list[Quote]] = defaultdict(list)
-        for q in quotes:
-            per_person[q.person_id].append(q)
-        for group in per_person.values():
-            src = source_of(session, group[0])
-            entry = citations.bibliography_entry(src, [q.start for q in group])
-            entries.append((entry.lower(), entry))
-    lines = [f"# Sources: {md_text(label(chapter))}", ""]
-    if entries:
-        lines += [e for _, e in sorted(entries)]
-    else:
-        lines.append("No interviews are quoted in this chapter yet.")
-    if erased:
-        lines += ["", f"{erased} quote(s) come from recordings that were deleted."]
-    if hidden:
-        lines += ["", f"{hidden} recording(s) you may not see are left out."]
-    return "\n".join(lines) + "\n"

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -47,11 +49,11 @@ from service.models.recordings import Recording
 from service.models.transcripts import Segment, Transcript
 from service.models.users import User
 from service.visibility import (
+    HIDDEN_LEVELS,
     RESTRICTED_TEXT,
-    active_spans,
-    is_hidden,
     is_redacted_for,
-    overlapping_level,
+    view_of,
+    views,
 )
 
 #: Seconds of slack past the end of the media: ASR end times can overshoot a little.
@@ -127,40 +129,39 @@ def extract(session: Session, *, transcript_id: int, start: float, end: float) -
 
 
 def _hidden_overlap(session: Session, recording_id: int, pieces: Sequence[Piece]) -> bool:
-    spans = active_spans(session, [recording_id]).get(recording_id, [])
-    return any(is_hidden(overlapping_level(p.segment.start, p.segment.end, spans))
-               for p in pieces)
+    view = view_of(session, recording_id, redact=True)
+    return view.hides_any(p.segment for p in pieces)
 
 
 def _span_from_segments(session: Session, user: User, ids: list[int]
                         ) -> tuple[Recording, Transcript, float, float]:
     rows = session.exec(select(Segment).where(col(Segment.id).in_(ids))).all()
-    found = {s.id: s for s in rows}
+    # A segment of a recording the caller may not see is missing, before anything else
+    # is said about it (which recording, which version): otherwise the error would
+    # tell an invisible segment from one that does not exist.
+    visible = {r.id for r in session.exec(select(Recording).where(
+        col(Recording.id).in_({s.recording_id for s in rows}))).all()
+        if can_see_recording(user, r)}
+    found = {s.id: s for s in rows if s.recording_id in visible}
     missing = [i for i in ids if i not in found]
-    recordings = {s.recording_id for s in rows}
     if missing:
-        raise NotFound(
-                           f"No segment with id {missing[0]} (or you may not see it).")
+        raise NotFound(f"No segment with id {missing[0]} (or you may not see it).")
+    recordings = {s.recording_id for s in rows}
     recording = session.get(Recording, next(iter(recordings)))
-    if recording is None or not can_see_recording(user, recording):
-        raise NotFound(
-                           f"No segment with id {ids[0]} (or you may not see it).")
+    assert recording is not None
     if len(recordings) > 1:
-        raise Invalid(
-                           "The segments belong to different recordings; a quote comes from "
-                           "one recording.")
+        raise Invalid("The segments belong to different recordings; a quote comes from "
+                      "one recording.")
     transcript = _current(session, recording)
     stale = [s.id for s in rows if s.transcript_id != transcript.id]
     if stale:
-        raise Conflict(
-                           f"Segment {stale[0]} is from an older transcript version; the current "
-                           f"version is {transcript.version}. Reload the transcript and pick "
-                           "segments from it.")
+        raise Conflict(f"Segment {stale[0]} is from an older transcript version; the current "
+                       f"version is {transcript.version}. Reload the transcript and pick "
+                       "segments from it.")
     ordered = sorted(rows, key=lambda s: s.idx)
     if ordered[-1].idx - ordered[0].idx + 1 != len(ordered):
-        raise Invalid(
-                           "The segments are not adjacent; a quote is one continuous span. "
-                           "Make one quote per passage.")
+        raise Invalid("The segments are not adjacent; a quote is one continuous span. "
+                      "Make one quote per passage.")
     return recording, transcript, ordered[0].start, ordered[-1].end
 
 
@@ -169,8 +170,7 @@ def _current(session: Session, recording: Recording) -> Transcript:
     try:
         return get_transcript(session, recording_id=recording.id)
     except NoTranscript as exc:
-        raise Conflict(
-                           f"{exc} A quote needs a transcript to take its words from.") from None
+        raise Conflict(f"{exc} A quote needs a transcript to take its words from.") from None
 
 
 def create_quote(session: Session, *, data: QuoteCreate, actor: User) -> Quote:
@@ -179,44 +179,37 @@ def create_quote(session: Session, *, data: QuoteCreate, actor: User) -> Quote:
         recording, transcript, start, end = _span_from_segments(
             session, actor, sorted(set(data.segment_ids)))
     elif data.segment_ids:
-        raise Invalid(
-                           "Give either {recording_id, start, end} or {segment_ids}, not both.")
+        raise Invalid("Give either {recording_id, start, end} or {segment_ids}, not both.")
     else:
         if data.recording_id is None or data.start is None or data.end is None:
-            raise Invalid(
-                               "Give {recording_id, start, end} (seconds) or {segment_ids: [...]}.")
+            raise Invalid("Give {recording_id, start, end} (seconds) or {segment_ids: [...]}.")
         found = session.get(Recording, data.recording_id)
         if found is None or not can_see_recording(actor, found):
-            raise NotFound(
-                               f"No recording with id {data.recording_id} (or you may not see "
-                               "it). It may have been deleted.")
+            raise NotFound(f"No recording with id {data.recording_id} (or you may not see "
+                           "it). It may have been deleted.")
         recording = found
         start, end = data.start, data.end
         if start >= end:
-            raise Invalid(
-                               f"start ({start:g} s) must be before end ({end:g} s).")
+            raise Invalid(f"start ({start:g} s) must be before end ({end:g} s).")
         if end > recording.duration + DURATION_SLACK:
-            raise Invalid(
-                               f"The span {start:g}–{end:g} s lies outside the recording, which "
-                               f"is {recording.duration:.1f} s long.")
+            raise Invalid(f"The span {start:g}–{end:g} s lies outside the recording, which "
+                          f"is {recording.duration:.1f} s long.")
         transcript = _current(session, recording)
     assert recording.id is not None and transcript.id is not None
     ext = extract(session, transcript_id=transcript.id, start=start, end=end)
     if not ext.pieces:
-        raise Invalid(
-                           f"No transcribed speech between {start:g} s and {end:g} s in version "
-                           f"{transcript.version}; widen the span.")
+        raise Invalid(f"No transcribed speech between {start:g} s and {end:g} s in version "
+                      f"{transcript.version}; widen the span.")
     if is_redacted_for(actor) and _hidden_overlap(session, recording.id, ext.pieces):
-        raise Forbidden(
-                           "This span overlaps a restricted (off-the-record or deep-background) "
-                           "passage, which your role may not quote. Ask an editor.")
+        raise Forbidden("This span overlaps a passage withheld from authors (a restricted "
+                        "span, or speech its speaker agreed to off the record), which your "
+                        "role may not quote. Ask an editor.")
     speakers = ext.speakers
     if len(speakers) > 1 and not data.allow_multiple_speakers:
         change = next(p for p in ext.pieces if p.segment.speaker != speakers[0])
-        raise Invalid(
-                           f"The span crosses a speaker change ({speakers[0]} → "
-                           f"{change.segment.speaker} at {change.start:.1f} s). Quote each "
-                           "speaker separately, or set allow_multiple_speakers: true.")
+        raise Invalid(f"The span crosses a speaker change ({speakers[0]} → "
+                      f"{change.segment.speaker} at {change.start:.1f} s). Quote each "
+                      "speaker separately, or set allow_multiple_speakers: true.")
     names = speaker_names(session, recording.id)
     persons = {names.get(s, (None, None))[0] for s in speakers}
     _check_translator(data.translation, data.translator, None)
@@ -240,8 +233,7 @@ def create_quote(session: Session, *, data: QuoteCreate, actor: User) -> Quote:
 def _check_translator(translation: str | None, translator: str | None,
                       stored: str | None) -> None:
     if translation and not (translator or stored):
-        raise Invalid(
-                           "A translation needs the translator's name: add 'translator'.")
+        raise Invalid("A translation needs the translator's name: add 'translator'.")
 
 
 def get_quote(session: Session, *, user: User, quote_id: int) -> Quote:
@@ -252,17 +244,25 @@ def get_quote(session: Session, *, user: User, quote_id: int) -> Quote:
         if recording is None or not can_see_recording(user, recording):
             quote = None
     if quote is None:
-        raise NotFound(
-                           f"No quote with id {quote_id} (or you may not see it).")
+        raise NotFound(f"No quote with id {quote_id} (or you may not see it).")
+    return quote
+
+
+def get_editable_quote(session: Session, *, user: User, quote_id: int) -> Quote:
+    """The quote if ``user`` may change it: visible (else 404, like a missing one) and
+    not withheld from them (else 403). Editing, deleting and unlinking all ask this."""
+    quote = get_quote(session, user=user, quote_id=quote_id)
+    if is_withheld(session, quote, user):
+        raise Forbidden("This quote lies in a passage withheld from you, so you may not "
+                        "change, delete or unlink it; ask an editor.")
     return quote
 
 
 def update_quote(session: Session, *, quote: Quote, data: QuoteUpdate, actor: User) -> Quote:
     changes = data.model_dump(exclude_unset=True)
     if quote.recording_id is None and changes:
-        raise Conflict(
-                           "The recording of this quote was deleted; its text was erased and "
-                           "cannot be edited.")
+        raise Conflict("The recording of this quote was deleted; its text was erased and "
+                       "cannot be edited.")
     _check_translator(changes.get("translation"), changes.get("translator"), quote.translator)
     changed = sorted(k for k, v in changes.items() if getattr(quote, k) != v)
     for key in changed:
@@ -286,8 +286,7 @@ def delete_quote(session: Session, *, quote: Quote, actor: User) -> None:
 def citation(session: Session, *, quote: Quote, style: citations.Style, actor: User) -> str:
     """A citation string; each request is audited (issue 6: who cited what, when)."""
     if quote.recording_id is None:
-        raise Conflict(
-                           "The recording of this quote was deleted; it can no longer be cited.")
+        raise Conflict("The recording of this quote was deleted; it can no longer be cited.")
     text = citations.cite(source_of(session, quote), style)
     audit.record(session, actor=actor, action="citation", object_type="quote",
                  object_id=quote.id, summary=f"style {style}")
@@ -318,9 +317,30 @@ def withheld_ids(session: Session, quotes: Sequence[Quote], user: User) -> set[i
     query for all of them)."""
     if not is_redacted_for(user):
         return set()
-    spans = active_spans(session, {q.recording_id for q in quotes if q.recording_id})
-    return {q.id for q in quotes if q.recording_id is not None and is_hidden(
-        overlapping_level(q.start, q.end, spans.get(q.recording_id, [])))}
+    seen = views(session, {q.recording_id for q in quotes if q.recording_id is not None},
+                 redact=True)
+    out: set[int | None] = set()
+    for q in quotes:
+        view = seen.get(q.recording_id) if q.recording_id is not None else None
+        if view is None or not view.withholds_anything:
+            continue
+        span = view.span_level(q.start, q.end)
+        if (span is not None and span.level in HIDDEN_LEVELS) or view.hides_any(
+                _segments_under(session, q)):
+            out.add(q.id)
+    return out
+
+
+def _segments_under(session: Session, quote: Quote) -> Sequence[Any]:
+    """The segments a quote's text came from (its version), and what the current version
+    says over the same time: the quote is withheld if any of them is."""
+    version = (col(Segment.transcript_id) == quote.transcript_id
+               if quote.transcript_id is not None else sa.false())
+    return session.connection().execute(
+        sa.select(col(Segment.start), col(Segment.end), col(Segment.speaker)).where(
+            col(Segment.recording_id) == quote.recording_id,
+            sa.or_(version, col(Segment.is_current)),
+            col(Segment.start) < quote.end, col(Segment.end) > quote.start)).all()
 
 
 def shown_text(quote: Quote, *, hidden: bool) -> tuple[str, str | None, str | None]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -51,14 +51,7 @@ from service.models.transcripts import (
     TranscriptSpeaker,
 )
 from service.models.users import User
-from service.visibility import (
-    RESTRICTED_TEXT,
-    Span,
-    active_spans,
-    is_hidden,
-    is_redacted_for,
-    overlapping_level,
-)
+from service.visibility import RESTRICTED_TEXT, RecordingView, is_redacted_for, view_of
 
 
 class NoTranscript(NotFound):
@@ -105,9 +98,11 @@ def speaker_names(session: Session, recording_id: int) -> dict[str, tuple[int | 
 class SegmentView(SegmentPublic):
     """A segment as one user may read it (API.md's fields plus the restriction mark)."""
 
-    #: The strictest restriction overlapping the segment, for every role; for authors a
-    #: hidden level (off_record, deep_background) also means text "[restricted]", no words.
+    #: The strictest restriction or withholding agreement over the segment, for every
+    #: role; for authors a withheld segment also has text "[restricted]" and no words.
     restricted: RestrictionLevel | None = None
+    #: When the restriction marked lifts (an embargo's "closed until"), if it does.
+    restricted_until: date | None = None
 
 
 class TranscriptView(TranscriptPublic):
@@ -138,7 +133,7 @@ def to_public(session: Session, transcript: Transcript, *, user: User | None = N
     ).all()
     head = _Head(session, transcript, {s.speaker for s in segments}, user)
     return TranscriptView(
-        **head.fields(), segments=[segment_view(s, head.names, head.spans, redact=head.redact)
+        **head.fields(), segments=[segment_view(s, head.names, head.view)
                                    for s in segments],
     )
 
@@ -155,7 +150,7 @@ def transcript_json(session: Session, transcript: Transcript, *, user: User) -> 
     """
     rows = _segment_rows(session, transcript)
     head = _Head(session, transcript, {row.speaker for row in rows}, user)
-    segments = [_segment_fields(row, head.names, head.spans, redact=head.redact,
+    segments = [_segment_fields(row, head.names, head.view,
                                 words=_stored_words_fragment) for row in rows]
     top = TranscriptView(**head.fields(), segments=[]).model_dump_json(exclude={"segments"})
     return f'{top[:-1]},"segments":'.encode() + orjson.dumps(segments) + b"}"
@@ -169,7 +164,7 @@ def for_page(session: Session, transcript: Transcript, *, user: User) -> Transcr
     head = _Head(session, transcript, {row.speaker for row in rows}, user)
     return TranscriptView(**head.fields(), segments=[
         SegmentView.model_construct(**_segment_fields(
-            row, head.names, head.spans, redact=head.redact, words=_stored_words_dicts))
+            row, head.names, head.view, words=_stored_words_dicts))
         for row in rows])
 
 
@@ -181,13 +176,13 @@ def _segment_rows(session: Session, transcript: Transcript) -> Sequence[Any]:
 
 
 def _segment_fields(s: Any, names: dict[str, tuple[int | None, str | None]],
-                    spans: Sequence[Span], *, redact: bool,
+                    view: RecordingView, *,
                     words: Callable[[bool, Any], Any]) -> dict[str, Any]:
     """A segment (an ORM row or a plain one) as SegmentView's fields, as the reader may
     see it, in the model's field order (a test compares the fast JSON with the model
     path); ``words(hidden, s)`` gives its words in whatever form the caller needs."""
-    level = overlapping_level(s.start, s.end, spans)
-    hidden = redact and is_hidden(level)
+    verdict = view.verdict(s.start, s.end, s.speaker)
+    hidden, level = verdict.hidden, verdict.level
     person_id, name = names.get(s.speaker, (None, None))
     return {
         "id": s.id or 0, "start": s.start, "end": s.end, "speaker": s.speaker,
@@ -195,6 +190,7 @@ def _segment_fields(s: Any, names: dict[str, tuple[int | None, str | None]],
         "text": RESTRICTED_TEXT if hidden else s.text, "language": s.language,
         "words": words(hidden, s), "words_timed": s.words_timed, "edited": s.edited,
         "restricted": None if level is None else level.value,
+        "restricted_until": verdict.until,
     }
 
 
@@ -230,9 +226,8 @@ class _Head:
                               name=self.names.get(label, (None, None))[1])
             for label in sorted(labels | set(self.names))
         ]
-        self.spans = active_spans(session, [transcript.recording_id]).get(
-            transcript.recording_id, [])
-        self.redact = user is not None and is_redacted_for(user)
+        self.view = view_of(session, transcript.recording_id,
+                            redact=user is not None and is_redacted_for(user))
 
     def fields(self) -> dict[str, Any]:
         t = self.transcript
@@ -247,11 +242,11 @@ class _Head:
 
 
 def segment_view(s: Segment, names: dict[str, tuple[int | None, str | None]],
-                 spans: Sequence[Span], *, redact: bool) -> SegmentView:
+                 view: RecordingView) -> SegmentView:
     """One segment as the reader may see it."""
     # The words are dicts, validated into WordPublic by pydantic-core in one call:
     # building ~25 000 models one by one in Python was most of a transcript read's time.
-    return SegmentView(**_segment_fields(s, names, spans, redact=redact, words=_model_words))
+    return SegmentView(**_segment_fields(s, names, view, words=_model_words))
 
 
 class SegmentIn:
@@ -468,9 +463,8 @@ def correction_view(session: Session, *, segment: Segment, revision: Revision | 
             f"{latest}. The correction is kept on version {transcript.version} (read it with "
             f"?version={transcript.version}); version {latest} is unchanged."
         )
-    spans = active_spans(session, [segment.recording_id]).get(segment.recording_id, [])
-    view = segment_view(segment, speaker_names(session, segment.recording_id), spans,
-                        redact=is_redacted_for(user))
+    view = segment_view(segment, speaker_names(session, segment.recording_id),
+                        view_of(session, segment.recording_id, redact=is_redacted_for(user)))
     return SegmentCorrection(
         **view.model_dump(), recording_id=segment.recording_id,
         transcript_id=segment.transcript_id, version=transcript.version, latest_version=latest,
@@ -501,9 +495,11 @@ def list_revisions(session: Session, *, segment: Segment, user: User, limit: int
         .where(Revision.segment_id == segment.id)
         .order_by(col(Revision.id).desc()).limit(limit).offset(offset)
     ).all()
-    spans = active_spans(session, [segment.recording_id]).get(segment.recording_id, [])
-    hidden = is_redacted_for(user) and is_hidden(
-        overlapping_level(segment.start, segment.end, spans))
+    # Withheld if the segment is withheld now: a revision's text is the same speech.
+    view = view_of(session, segment.recording_id, redact=is_redacted_for(user))
+    hidden = view.hides(segment.start, segment.end, segment.speaker) or any(
+        view.hides(segment.start, segment.end, r.before_speaker)
+        or view.hides(segment.start, segment.end, r.after_speaker) for r, _ in rows)
     return [
         RevisionPublic(
             id=r.id or 0, segment_id=r.segment_id, user_id=r.user_id,
@@ -599,18 +595,18 @@ def export_doc(session: Session, *, recording: Recording, transcript: Transcript
     """The transcript as export rows: names not labels, hidden spans withheld if ``redact``."""
     assert recording.id is not None
     names = speaker_names(session, recording.id)
-    spans = active_spans(session, [recording.id]).get(recording.id, [])
+    view = view_of(session, recording.id, redact=redact)
     segments = session.exec(
         select(Segment).where(Segment.transcript_id == transcript.id).order_by(col(Segment.idx))
     ).all()
     rows = []
     for s in segments:
-        view = segment_view(s, names, spans, redact=redact)
+        seg = segment_view(s, names, view)
         rows.append(ExportSegment(
-            start=view.start, end=view.end, speaker=view.name or view.speaker,
-            text=view.text, label=view.speaker, language=view.language,
-            words=tuple(w.model_dump() for w in view.words), person_id=view.person_id,
-            restricted=view.restricted.value if view.restricted else "",
+            start=seg.start, end=seg.end, speaker=seg.name or seg.speaker,
+            text=seg.text, label=seg.speaker, language=seg.language,
+            words=tuple(w.model_dump() for w in seg.words), person_id=seg.person_id,
+            restricted=seg.restricted.value if seg.restricted else "",
         ))
     participants = session.exec(
         select(Participant, Person).join(Person, col(Person.id) == Participant.person_id)
