@@ -33,12 +33,12 @@ from service.api import (
     users,
 )
 from service.api.errors import refused
+from service.api.headers import SecurityHeaders
+from service.api.limits import BodyLimit
 from service.config import Settings, get_settings
 from service.crud.recordings import finish_interrupted_placements
 from service.db import DB_UNAVAILABLE_ERRORS, database_unavailable, make_engine, migrate
 from service.errors import SourcebookError
-from service.headers import SecurityHeaders
-from service.limits import BodyLimit
 from service.queue import HueyQueue, JobQueue, make_huey
 from service.storage import Storage
 

@@ -248,7 +248,7 @@ def _process_started_at(pid: int) -> float | None:
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists (one of another user's counts as alive).
 
-    Shared with ``service.fsck``, which judges lock and temp files by their writer's pid.
+    Shared with ``service.ops.fsck``, which judges lock and temp files by their writer's pid.
     """
     if pid == os.getpid():
         return True

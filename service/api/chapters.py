@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
-from service import verify
 from service.access import get_recording
 from service.api.deps import AnyUser, Author
 from service.crud import bibliography
@@ -16,6 +15,7 @@ from service.crud import chapters as crud
 from service.crud import quotes as quote_crud
 from service.db import SessionDep
 from service.errors import NotFound, not_found
+from service.manuscript import quotations, verify
 from service.models.base import Page
 from service.models.chapters import (
     Chapter,
@@ -198,7 +198,7 @@ def verify_chapter(
     request: Request,
     session: SessionDep,
     user: Author,
-    min_chars: int = Query(verify.MIN_CHARS, ge=2, le=200,
+    min_chars: int = Query(quotations.MIN_CHARS, ge=2, le=200,
                            description="Shorter quoted text is a term, not a remark"),
 ) -> verify.VerifyReport:
     """Find every quotation in the text and say whether a recording backs it."""

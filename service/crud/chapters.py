@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from service import outline
 from service.access import can_see_recording, recording_filter
 from service.crud import audit
 from service.errors import Invalid
+from service.manuscript import outline
 from service.models.base import utcnow
 from service.models.chapters import (
     Chapter,

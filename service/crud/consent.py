@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from pipelines.escaping import csv_text, md_text
 from pipelines.export import hms
-from service import clearance as rules
+from service.clearance import rules
 from service.crud import audit
 from service.crud.chapters import reading_order, subtree_ids
 from service.errors import Conflict, Invalid, Malformed, NotFound, Unsupported

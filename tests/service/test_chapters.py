@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from service.outline import OutlineError, cn_number, parse
+from service.manuscript.outline import OutlineError, cn_number, parse
 from tests.factories import SEED_BOOK, seeded_quote
 
 MD = {"Content-Type": "text/markdown; charset=utf-8"}

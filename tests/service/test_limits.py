@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from sqlmodel import Session, func, select
 
+from service.api.limits import IMPORT_ROUTES, UPLOAD_ROUTES
 from service.api.upload import MAX_FIELD_BYTES
-from service.limits import IMPORT_ROUTES, UPLOAD_ROUTES
 from service.models.people import Person
 from service.models.recordings import Recording, RecordingMeta
 from tests.conftest import Api

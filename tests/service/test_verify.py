@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pipelines.text import normalise_for_match
-from service.verify import find_quotations, named_person
+from service.manuscript.quotations import find_quotations, named_person
 from tests.factories import (
     SEED_BOOK,
     add_transcript,
