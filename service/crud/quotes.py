@@ -3,10 +3,12 @@
 How ``verbatim`` is cut from the current transcript version over ``[start, end]``:
 
 - a segment takes part when it overlaps the span;
-- from a segment whose words still carry timings (``words_timed``), only the words whose
-  midpoint lies inside the span are taken, so a span can start or end mid-sentence;
-- from a segment without word timings (a corrected one, or an import without words) the
-  whole text is taken: its inner timing is unknown;
+- from a segment whose words have real times (``words_timed`` "asr" or "aligned"), only
+  the words whose midpoint lies inside the span are taken, so a span can start or end
+  mid-sentence;
+- from a segment whose words are ``estimated`` (a correction or import not aligned yet,
+  or one alignment failed on) the whole text is taken: its inner timing is unknown, and
+  the creation response says so (``whole_segments``);
 - the quote's ``start`` and ``end`` are then snapped to what was taken (first word or
   segment start, last word or segment end), so the citation's timestamp is where the
   words begin, and the drift check can cut the same span from a later version.
@@ -123,7 +125,7 @@ def extract(session: Session, *, transcript_id: int, start: float, end: float) -
     ).all()
     pieces: list[Piece] = []
     for s in segments:
-        if s.words_timed and s.words:
+        if s.words_timed != "estimated" and s.words:
             words = [w for w in s.words
                      if start - _EPS <= (float(w["start"]) + float(w["end"])) / 2 <= end + _EPS]
             if not words:
@@ -133,6 +135,20 @@ def extract(session: Session, *, transcript_id: int, start: float, end: float) -
         elif s.text.strip():
             pieces.append(Piece(s, s.text, s.start, s.end))
     return Extract(pieces)
+
+
+def whole_segment_reason(session: Session, quote: Quote) -> str | None:
+    """Why ``quote`` took whole segments instead of exactly its words, if it did."""
+    if quote.transcript_id is None:
+        return None
+    ext = extract(session, transcript_id=quote.transcript_id, start=quote.start, end=quote.end)
+    whole = [p.segment for p in ext.pieces if p.segment.words_timed == "estimated"]
+    if not whole:
+        return None
+    at = ", ".join(f"{s.start:.1f} s" for s in whole[:5])
+    return (f"The segment(s) at {at} have estimated word times (a correction or an import "
+            "not aligned to the audio yet, or where alignment failed), so the quote holds "
+            "them whole. Once aligned, quote the span again for exactly its words.")
 
 
 def _hidden_overlap(session: Session, recording_id: int, pieces: Sequence[Piece]) -> bool:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
+from pipelines.types import Timing
 from service.models.base import NEVER_REUSE_IDS, json_column, ts_column, utcnow
 
 
@@ -53,8 +54,9 @@ class Segment(SQLModel, table=True):
     text: str
     language: str = Field(default="", max_length=16)
     words: list[dict[str, Any]] = Field(default_factory=list, sa_column=json_column(nullable=False))
-    #: False once a correction changed the text: the old word timings no longer apply.
-    words_timed: bool = True
+    #: Where the word times come from: the recogniser ("asr"), forced alignment of the
+    #: text ("aligned"), or a spread by character share / no words ("estimated").
+    words_timed: Timing = Field(default="asr", sa_type=sa.String(16))
     #: Per-character, simplified, lower-cased text that the full-text index is built on.
     search_text: str = ""
     edited: bool = False
@@ -99,7 +101,7 @@ class SegmentPublic(SQLModel):
     text: str
     language: str
     words: list[WordPublic]
-    words_timed: bool = True
+    words_timed: Timing = "asr"
     edited: bool = False
     restricted: str | None = None
 
