@@ -48,7 +48,8 @@ from pipelines.runner import ModelCache, RunOptions, RunResult, StageProgress
 from service import alignment, model_catalog
 from service.config import Settings
 from service.crud import audit
-from service.crud.jobs import ALIGN
+from service.crud.carry import carry_corrections
+from service.crud.jobs import ALIGN, create_align_job
 from service.crud.transcripts import SegmentIn, add_version
 from service.db import DB_UNAVAILABLE_ERRORS
 from service.models.base import utcnow
@@ -446,10 +447,14 @@ def store(ctx: WorkerContext, job_id: int, recording_id: int, result: RunResult,
         recording = session.get(Recording, recording_id)
         if recording is None:
             return  # deleted while running; its files went with it
+        realign: list[int] = []
         if session.exec(select(Transcript.id).where(Transcript.job_id == job_id)).first():
             log.info("job %s already stored its transcript", job_id)
         else:
-            add_version(
+            previous = session.exec(select(Transcript).where(
+                Transcript.recording_id == recording_id).order_by(
+                col(Transcript.version).desc())).first()
+            new = add_version(
                 session,
                 recording_id=recording_id,
                 segments=[
@@ -465,6 +470,8 @@ def store(ctx: WorkerContext, job_id: int, recording_id: int, result: RunResult,
             )
             session.flush()
             _upsert_speakers(session, recording_id, result)
+            if previous is not None:
+                realign = carry_corrections(session, previous=previous, new=new)
         recording.status = RecordingStatus.transcribed
         recording.normalised_path = str(result.normalised.relative_to(ctx.storage.root))
         recording.normalised_sha256 = normalised_sha
@@ -488,6 +495,13 @@ def store(ctx: WorkerContext, job_id: int, recording_id: int, result: RunResult,
             # Another delivery of this job stored first (unique job_id): that one stands.
             session.rollback()
             log.info("job %s: transcript already stored by another delivery", job_id)
+            return
+        if realign:
+            assert new.id is not None
+            align = create_align_job(session, recording_id=recording_id, transcript_id=new.id,
+                                     segment_ids=realign, actor=None)
+            assert align.id is not None
+            ctx.queue.enqueue(align.id)
 
 
 def _upsert_speakers(session: Session, recording_id: int, result: RunResult) -> None:

@@ -40,6 +40,7 @@ from service.models.consent import RestrictionLevel
 from service.models.people import Person
 from service.models.recordings import Participant, Recording, Speaker
 from service.models.transcripts import (
+    CarryConflict,
     Revision,
     Segment,
     SegmentPublic,
@@ -237,7 +238,18 @@ class _Head:
             "corrected_versions": corrected_versions(self.session, t.recording_id),
             "backend": t.backend, "model": t.model, "language": t.language,
             "created_at": t.created_at, "speakers": self.speakers,
+            "carried": t.carried, "conflicts": self._conflicts(),
         }
+
+    def _conflicts(self) -> list[CarryConflict]:
+        out = []
+        for c in self.transcript.conflicts or []:
+            conflict = CarryConflict.model_validate(c)
+            # The texts are speech: withheld where this reader may not read it.
+            if self.view.redact and self.view.withholds_anything:
+                conflict.old = conflict.new = RESTRICTED_TEXT
+            out.append(conflict)
+        return out
 
 
 def segment_view(s: Segment, names: dict[str, tuple[int | None, str | None]],

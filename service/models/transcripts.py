@@ -31,6 +31,10 @@ class Transcript(SQLModel, table=True):
     language: str = Field(max_length=16)
     created_by: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+    #: Transcribed again: corrections of the version before replayed onto this one ...
+    carried: int = 0
+    #: ... and those that could not be: [{segment, old, new, reason}].
+    conflicts: list[dict[str, Any]] | None = Field(default=None, sa_column=json_column())
 
 
 class Segment(SQLModel, table=True):
@@ -112,6 +116,17 @@ class TranscriptSpeaker(SQLModel):
     name: str | None
 
 
+class CarryConflict(SQLModel):
+    """A correction that could not be replayed onto a new version."""
+
+    segment: int
+    start: float
+    end: float
+    old: str
+    new: str
+    reason: str
+
+
 class TranscriptPublic(SQLModel):
     id: int
     recording_id: int
@@ -123,3 +138,7 @@ class TranscriptPublic(SQLModel):
     created_at: datetime
     speakers: list[TranscriptSpeaker]
     segments: list[SegmentPublic]
+    #: Corrections of the version before replayed onto this one (a re-transcription),
+    #: and those that could not be, each with the reason.
+    carried: int = 0
+    conflicts: list[CarryConflict] = Field(default_factory=list)

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import Session, select
 
+from service.models.transcripts import Revision
 from tests.factories import PYANNOTE_SAMPLE, add_transcript, make_tone, upload
 from tests.service.test_jobs import wait_job
 from tests.service.test_jobs import worker_api as worker_api  # a fixture
@@ -131,3 +133,52 @@ def test_a_quote_over_estimated_words_is_whole_segment_and_says_why(api,
     body = q.json()
     assert body["verbatim"] == "我们很早就决定做长期主义。"
     assert "estimated word times" in body["whole_segments"] and "0.0 s" in body["whole_segments"]
+
+
+def test_corrections_are_carried_onto_a_new_transcription(worker_api) -> None:
+    api = worker_api
+    rid, tr = _transcribed(api)
+    long_ones = sorted(tr["segments"], key=lambda s: -len(s["words"]))
+    fixed, relabelled, spoiled = long_ones[0], long_ones[1], long_ones[2]
+    h = api.headers("researcher")
+    text = fixed["text"].strip() + " indeed"
+    assert api.client.patch(f"/api/v1/segments/{fixed['id']}", json={"text": text},
+                            headers=h).status_code == 200
+    other = "SPEAKER_00" if relabelled["speaker"] != "SPEAKER_00" else "SPEAKER_01"
+    assert api.client.patch(f"/api/v1/segments/{relabelled['id']}", json={"speaker": other},
+                            headers=h).status_code == 200
+    assert api.client.patch(f"/api/v1/segments/{spoiled['id']}",
+                            json={"text": spoiled["text"] + " right"}, headers=h).status_code == 200
+    # As if the recogniser had heard something else there the first time: the new
+    # version's words then differ from what that correction started from.
+    with Session(api.engine) as session:
+        rev = session.exec(select(Revision).where(Revision.segment_id == spoiled["id"])).one()
+        rev.before_text = "words nobody said"
+        session.add(rev)
+        session.commit()
+    r = api.client.post(f"/api/v1/recordings/{rid}/transcribe", json={},
+                        headers=api.headers("researcher"))
+    assert r.status_code == 202, r.text
+    assert wait_job(api, r.json()["id"], {"succeeded", "failed"})["state"] == "succeeded"
+    new = _transcript(api, rid)
+    assert new["version"] == 2 and new["carried"] == 2, new["conflicts"]
+    assert [c["old"] for c in new["conflicts"]] == [spoiled["text"] + " right"]
+    assert "other words" in new["conflicts"][0]["reason"]
+    by_start = {round(s["start"], 1): s for s in new["segments"]}
+    carried = by_start[round(fixed["start"], 1)]
+    assert carried["text"] == text and carried["edited"]
+    assert by_start[round(relabelled["start"], 1)]["speaker"] == other
+    revisions = api.client.get(f"/api/v1/segments/{carried['id']}/revisions",
+                               headers=api.headers("editor")).json()["data"]
+    assert revisions[0]["after_text"] == text and revisions[0]["user"] == "researcher"
+    # The replayed text is aligned by a job the worker queued after storing.
+    jobs = api.client.get(f"/api/v1/jobs?recording_id={rid}",
+                          headers=api.headers("researcher")).json()["data"]
+    align = [j for j in jobs if j["kind"] == "align" and j["created_at"] > r.json()["created_at"]]
+    assert align
+    wait_job(api, align[0]["id"], {"succeeded"})
+    carried = next(s for s in _transcript(api, rid)["segments"] if s["id"] == carried["id"])
+    assert carried["words_timed"] == "aligned"
+    page = api.client.get(f"/recordings/{rid}", headers=api.headers("researcher")).text
+    assert "2 correction(s) carried over" in page and "1 could not be" in page
+    assert "other words" in page and 'class="badge timing"' in page

@@ -1,4 +1,8 @@
-"""A segment's word times say where they come from: asr, aligned or estimated
+"""Alignment: word times say where they come from; corrections carried to new versions
+
+``transcript.carried`` (int) and ``transcript.conflicts`` (JSON list) record, on a
+version made by transcribing again, how many corrections of the version before were
+replayed onto it and which could not be, with the reason.
 
 Revision ID: 0008
 Revises: 0007
@@ -32,6 +36,9 @@ _NO_WORDS = "(words IS NULL OR CAST(words AS TEXT) IN ('[]', 'null', ''))"
 
 
 def upgrade() -> None:
+    op.add_column("transcript", sa.Column("carried", sa.Integer(), nullable=False,
+                                          server_default="0"))
+    op.add_column("transcript", sa.Column("conflicts", sa.JSON(), nullable=True))
     op.add_column("segment", sa.Column("words_timing", sa.String(16), nullable=False,
                                        server_default="asr"))
     true = "true" if op.get_bind().dialect.name == "postgresql" else "1"
@@ -43,6 +50,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("transcript", "conflicts")
+    op.drop_column("transcript", "carried")
     op.add_column("segment", sa.Column("words_bool", sa.Boolean(), nullable=False,
                                        server_default=sa.true()))
     op.execute("UPDATE segment SET words_bool = (words_timed <> 'estimated')")
