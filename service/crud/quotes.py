@@ -153,7 +153,7 @@ def whole_segment_reason(session: Session, quote: Quote) -> str | None:
 
 def _hidden_overlap(session: Session, recording_id: int, pieces: Sequence[Piece]) -> bool:
     view = view_of(session, recording_id, redact=True)
-    return view.hides_any(p.segment for p in pieces)
+    return any(view.hides_words(p.segment, p.segment.words, p.start, p.end) for p in pieces)
 
 
 def _span_from_segments(session: Session, user: User, ids: list[int]
@@ -390,8 +390,8 @@ def withheld_ids(session: Session, quotes: Sequence[Quote], user: User) -> set[i
         if view is None or not view.withholds_anything:
             continue
         span = view.span_level(q.start, q.end)
-        if (span is not None and span.level in HIDDEN_LEVELS) or view.hides_any(
-                _segments_under(session, q)):
+        if (span is not None and span.level in HIDDEN_LEVELS) or any(
+                view.hides_words(s, s.words, q.start, q.end) for s in _segments_under(session, q)):
             out.add(q.id)
     return out
 
@@ -401,8 +401,8 @@ def _segments_under(session: Session, quote: Quote) -> Sequence[Any]:
     says over the same time: the quote is withheld if any of them is."""
     version = (col(Segment.transcript_id) == quote.transcript_id
                if quote.transcript_id is not None else sa.false())
-    return session.connection().execute(
-        sa.select(col(Segment.start), col(Segment.end), col(Segment.speaker)).where(
+    return session.exec(
+        select(Segment).where(
             col(Segment.recording_id) == quote.recording_id,
             sa.or_(version, col(Segment.is_current)),
             col(Segment.start) < quote.end, col(Segment.end) > quote.start)).all()

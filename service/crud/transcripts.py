@@ -49,7 +49,13 @@ from service.models.transcripts import (
     TranscriptSpeaker,
 )
 from service.models.users import User
-from service.visibility import RESTRICTED_TEXT, RecordingView, is_redacted_for, view_of
+from service.visibility import (
+    RESTRICTED_TEXT,
+    RecordingView,
+    is_redacted_for,
+    readable_text,
+    view_of,
+)
 
 
 class NoTranscript(LookupError):
@@ -183,12 +189,18 @@ def _segment_fields(s: Any, names: dict[str, tuple[int | None, str | None]],
     path); ``words(hidden, s)`` gives its words in whatever form the caller needs."""
     verdict = view.verdict(s.start, s.end, s.speaker)
     hidden, level = verdict.hidden, verdict.level
+    text, shown = (RESTRICTED_TEXT, words(True, s)) if hidden else (s.text, words(False, s))
+    if hidden:
+        stored = s.words if hasattr(s, "words") else orjson.loads(s.raw_words or "[]")
+        readable = view.readable_words(s, stored)
+        if readable:  # word by word: only what is near a withheld span is withheld
+            text, shown = readable_text(stored, readable), readable
     person_id, name = names.get(s.speaker, (None, None))
     return {
         "id": s.id or 0, "start": s.start, "end": s.end, "speaker": s.speaker,
         "person_id": person_id, "name": name,
-        "text": RESTRICTED_TEXT if hidden else s.text, "language": s.language,
-        "words": words(hidden, s), "words_timed": s.words_timed, "edited": s.edited,
+        "text": text, "language": s.language,
+        "words": shown, "words_timed": s.words_timed, "edited": s.edited,
         "restricted": None if level is None else level.value,
         "restricted_until": verdict.until,
     }
