@@ -148,13 +148,14 @@ def _write_archive(url: str, tmp_path: Path) -> None:
     that reference each rebuilt table (a drop with foreign keys on would delete them)."""
     from pipelines.text import cjk_spaced
     from service.crud import audit
+    from service.models.base import utcnow
     from service.models.chapters import Chapter
     from service.models.consent import ConsentAgreement, Restriction, RestrictionLevel
     from service.models.jobs import Job
     from service.models.people import Person
     from service.models.quotes import ChapterQuote, Quote
     from service.models.recordings import Participant, ParticipantRole, Recording, Speaker
-    from service.models.transcripts import Revision, Transcript
+    from service.models.transcripts import Revision
     from service.models.users import ApiToken
 
     engine = make_engine(make_settings(tmp_path, url))
@@ -174,12 +175,12 @@ def _write_archive(url: str, tmp_path: Path) -> None:
             s.add(Participant(recording_id=rec.id, person_id=yan.id,
                               role=ParticipantRole.interviewee))
             s.add(Job(recording_id=rec.id))
-            # Segments in SQL of that schema: the model's columns are today's (0008 made
-            # words_timed a string).
-            t = Transcript(recording_id=rec.id, version=1, backend="import", model="test",
-                           language="zh")
-            s.add(t)
-            s.flush()
+            # Transcripts and segments in SQL of that schema: the models' columns are
+            # today's (0008 made words_timed a string and added transcript.carried).
+            tid = s.connection().execute(sa.text(
+                "INSERT INTO transcript (recording_id, version, backend, model, language, "
+                "created_at) VALUES (:r, 1, 'import', 'test', 'zh', :now) RETURNING id"),
+                {"r": rec.id, "now": utcnow()}).scalar()
             for idx, (a, b, label, text, lang) in enumerate((
                     (0, 5, "SPEAKER_00", "我们很早就决定做长期主义", "zh"),
                     (5, 9, "SPEAKER_01", "old words about flywheels", "en"))):
@@ -188,14 +189,14 @@ def _write_archive(url: str, tmp_path: Path) -> None:
                     "speaker, text, language, words, words_timed, search_text, edited, "
                     "is_current) VALUES (:t, :r, :i, :a, :b, :label, :text, :lang, '[]', "
                     "true, :st, false, true)"), {
-                        "t": t.id, "r": rec.id, "i": idx, "a": a, "b": b, "label": label,
+                        "t": tid, "r": rec.id, "i": idx, "a": a, "b": b, "label": label,
                         "text": text, "lang": lang, "st": cjk_spaced(text)})
                 s.add(Speaker(recording_id=rec.id, label=label))
             s.flush()
             speaker = s.exec(select(Speaker).where(Speaker.label == "SPEAKER_00")).one()
             speaker.person_id = yan.id
             segment_id = s.connection().execute(sa.text(
-                "SELECT min(id) FROM segment WHERE transcript_id = :t"), {"t": t.id}).scalar()
+                "SELECT min(id) FROM segment WHERE transcript_id = :t"), {"t": tid}).scalar()
             assert segment_id is not None
             s.add(Revision(segment_id=segment_id, user_id=user.id, before_text="a", after_text="b",
                            before_speaker="SPEAKER_00", after_speaker="SPEAKER_00"))
