@@ -30,7 +30,9 @@ def create_quote(data: QuoteCreate, session: SessionDep, user: Author) -> QuoteP
         quote = crud.create_quote(session, data=data, actor=user)
     except crud.QuoteProblem as exc:
         raise _http(exc) from None
-    return crud.to_public(session, quote, user=user)
+    public = crud.to_public(session, quote, user=user)
+    public.whole_segments = crud.whole_segment_reason(session, quote)
+    return public
 
 
 @router.get("", response_model=Page[QuotePublic])
