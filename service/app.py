@@ -17,7 +17,7 @@ from sqlmodel import Session
 from pipelines.errors import ModelError
 from pipelines.models import resolve_ct2_model, resolve_diarization_pipeline
 from pipelines.runner import ModelCache
-from service import tasks
+from service import tasks, visibility
 from service.api import (
     audit,
     chapters,
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     """Build the app; storage, engine and queue are set up in its lifespan."""
     settings = settings or get_settings()
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+    visibility.word_margin = settings.withhold_margin
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -31,6 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from pipelines.text import join_tokens
 from service.models.consent import (
     Attribution,
     ConsentAgreement,
@@ -43,6 +44,9 @@ from service.models.transcripts import Segment
 from service.models.users import Role, User
 
 RESTRICTED_TEXT = "[restricted]"
+#: Seconds around a withheld span whose words are withheld too, where a segment's words
+#: have real times (SOURCEBOOK_WITHHOLD_MARGIN; set from the settings at start-up).
+word_margin = 0.5
 HIDDEN_LEVELS = (RestrictionLevel.off_record, RestrictionLevel.deep_background,
                  RestrictionLevel.embargo)
 WITHHOLDING_ATTRIBUTIONS = (Attribution.off_record, Attribution.deep_background)
@@ -103,6 +107,34 @@ class RecordingView:
 
     def hides(self, start: float, end: float, speaker: str | None) -> bool:
         return self.verdict(start, end, speaker).hidden
+
+    def readable_words(self, segment: Any, words: Sequence[dict[str, Any]]
+                       ) -> list[dict[str, Any]] | None:
+        """For a withheld segment: the words a reader may still read, when only
+        restricted spans withhold it and its words have real times ("asr", "aligned"):
+        those outside every withheld span by :data:`word_margin`. None: withheld whole
+        (an agreement withholds its speaker, or its word times are estimates)."""
+        if (not self.redact or segment.words_timed == "estimated" or not words
+                or self.speaker_level(segment.speaker) is not None):
+            return None
+        spans = [s for s in self.spans if s.level in HIDDEN_LEVELS
+                 and s.start < segment.end and s.end > segment.start]
+        m = word_margin
+        return [w for w in words if all(float(w["end"]) <= s.start - m
+                                        or float(w["start"]) >= s.end + m for s in spans)]
+
+    def hides_words(self, segment: Any, words: Sequence[dict[str, Any]], start: float,
+                    end: float) -> bool:
+        """Whether any word of ``segment`` whose midpoint lies in [start, end] (what a
+        quote of that span takes) is withheld; the whole segment if it has no real times."""
+        if not self.hides(segment.start, segment.end, segment.speaker):
+            return False
+        readable = self.readable_words(segment, words)
+        if readable is None:
+            return True
+        kept = {(float(w["start"]), str(w["text"])) for w in readable}
+        return any((float(w["start"]), str(w["text"])) not in kept for w in words
+                   if start <= (float(w["start"]) + float(w["end"])) / 2 <= end)
 
     def hides_any(self, segments: Iterable[Any]) -> bool:
         """Whether any of these segments (objects with start, end, speaker) is withheld."""
@@ -253,6 +285,23 @@ def withheld_current_segments(today: date | None = None) -> Any:
     unattributed = sa.select(col(seg.id)).where(
         col(seg.is_current), col(seg.recording_id).in_(covered), ~sa.exists(attributed))
     return sa.union(under_span, by_person, unattributed)
+
+
+def readable_text(words: Sequence[dict[str, Any]],
+                  readable: Sequence[dict[str, Any]]) -> str:
+    """The segment's text from its readable words, one marker where each run of withheld
+    words was."""
+    keep = {id(w) for w in readable}
+    tokens: list[str] = []
+    for w in words:
+        if id(w) in keep:
+            tokens.append(str(w["text"]))
+        elif not tokens or tokens[-1] != _MARK:
+            tokens.append(_MARK)
+    return join_tokens(tokens).strip()
+
+
+_MARK = f" {RESTRICTED_TEXT} "
 
 
 def segment_extents(session: Session, recording_id: int) -> Sequence[Any]:

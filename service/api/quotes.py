@@ -23,7 +23,9 @@ router = APIRouter(prefix="/quotes", tags=["quotes"])
 def create_quote(data: QuoteCreate, session: SessionDep, user: Author) -> QuotePublic:
     """Freeze a quote from a time span or from adjacent segments of the current transcript."""
     quote = crud.create_quote(session, data=data, actor=user)
-    return crud.to_public(session, quote, user=user)
+    public = crud.to_public(session, quote, user=user)
+    public.whole_segments = crud.whole_segment_reason(session, quote)
+    return public
 
 
 @router.get("", response_model=Page[QuotePublic])

@@ -3,10 +3,12 @@
 How ``verbatim`` is cut from the current transcript version over ``[start, end]``:
 
 - a segment takes part when it overlaps the span;
-- from a segment whose words still carry timings (``words_timed``), only the words whose
-  midpoint lies inside the span are taken, so a span can start or end mid-sentence;
-- from a segment without word timings (a corrected one, or an import without words) the
-  whole text is taken: its inner timing is unknown;
+- from a segment whose words have real times (``words_timed`` "asr" or "aligned"), only
+  the words whose midpoint lies inside the span are taken, so a span can start or end
+  mid-sentence;
+- from a segment whose words are ``estimated`` (a correction or import not aligned yet,
+  or one alignment failed on) the whole text is taken: its inner timing is unknown, and
+  the creation response says so (``whole_segments``);
 - the quote's ``start`` and ``end`` are then snapped to what was taken (first word or
   segment start, last word or segment end), so the citation's timestamp is where the
   words begin, and the drift check can cut the same span from a later version.
@@ -116,7 +118,7 @@ def extract(session: Session, *, transcript_id: int, start: float, end: float) -
     ).all()
     pieces: list[Piece] = []
     for s in segments:
-        if s.words_timed and s.words:
+        if s.words_timed != "estimated" and s.words:
             words = [w for w in s.words
                      if start - _EPS <= (float(w["start"]) + float(w["end"])) / 2 <= end + _EPS]
             if not words:
@@ -128,9 +130,23 @@ def extract(session: Session, *, transcript_id: int, start: float, end: float) -
     return Extract(pieces)
 
 
+def whole_segment_reason(session: Session, quote: Quote) -> str | None:
+    """Why ``quote`` took whole segments instead of exactly its words, if it did."""
+    if quote.transcript_id is None:
+        return None
+    ext = extract(session, transcript_id=quote.transcript_id, start=quote.start, end=quote.end)
+    whole = [p.segment for p in ext.pieces if p.segment.words_timed == "estimated"]
+    if not whole:
+        return None
+    at = ", ".join(f"{s.start:.1f} s" for s in whole[:5])
+    return (f"The segment(s) at {at} have estimated word times (a correction or an import "
+            "not aligned to the audio yet, or where alignment failed), so the quote holds "
+            "them whole. Once aligned, quote the span again for exactly its words.")
+
+
 def _hidden_overlap(session: Session, recording_id: int, pieces: Sequence[Piece]) -> bool:
     view = view_of(session, recording_id, redact=True)
-    return view.hides_any(p.segment for p in pieces)
+    return any(view.hides_words(p.segment, p.segment.words, p.start, p.end) for p in pieces)
 
 
 def _span_from_segments(session: Session, user: User, ids: list[int]
@@ -325,8 +341,8 @@ def withheld_ids(session: Session, quotes: Sequence[Quote], user: User) -> set[i
         if view is None or not view.withholds_anything:
             continue
         span = view.span_level(q.start, q.end)
-        if (span is not None and span.level in HIDDEN_LEVELS) or view.hides_any(
-                _segments_under(session, q)):
+        if (span is not None and span.level in HIDDEN_LEVELS) or any(
+                view.hides_words(s, s.words, q.start, q.end) for s in _segments_under(session, q)):
             out.add(q.id)
     return out
 
@@ -336,8 +352,8 @@ def _segments_under(session: Session, quote: Quote) -> Sequence[Any]:
     says over the same time: the quote is withheld if any of them is."""
     version = (col(Segment.transcript_id) == quote.transcript_id
                if quote.transcript_id is not None else sa.false())
-    return session.connection().execute(
-        sa.select(col(Segment.start), col(Segment.end), col(Segment.speaker)).where(
+    return session.exec(
+        select(Segment).where(
             col(Segment.recording_id) == quote.recording_id,
             sa.or_(version, col(Segment.is_current)),
             col(Segment.start) < quote.end, col(Segment.end) > quote.start)).all()

@@ -36,6 +36,7 @@ from pipelines.align import estimate_words
 from pipelines.export import FORMATS, MEDIA_TYPES, ExportDoc, ExportSegment, render
 from pipelines.text import cjk_spaced
 from pipelines.text import word_tokens as word_tokens  # re-exported; the tokenizer lives there
+from pipelines.types import Timing
 from service.crud import audit
 from service.errors import Invalid, NotFound, not_found
 from service.importers import Cue, Parsed
@@ -43,6 +44,7 @@ from service.models.consent import RestrictionLevel
 from service.models.people import Person
 from service.models.recordings import Participant, Recording, Speaker
 from service.models.transcripts import (
+    CarryConflict,
     Revision,
     Segment,
     SegmentPublic,
@@ -51,7 +53,13 @@ from service.models.transcripts import (
     TranscriptSpeaker,
 )
 from service.models.users import User
-from service.visibility import RESTRICTED_TEXT, RecordingView, is_redacted_for, view_of
+from service.visibility import (
+    RESTRICTED_TEXT,
+    RecordingView,
+    is_redacted_for,
+    readable_text,
+    view_of,
+)
 
 
 class NoTranscript(NotFound):
@@ -110,6 +118,8 @@ class TranscriptView(TranscriptPublic):
     #: Versions of this recording that hold corrections, so that a newer machine version
     #: never hides the fact that an older one was corrected.
     corrected_versions: list[int] = Field(default_factory=list)
+    #: After an import: the job that times the cues' words against the audio.
+    align_job_id: int | None = None
 
 
 def corrected_versions(session: Session, recording_id: int) -> list[int]:
@@ -183,12 +193,18 @@ def _segment_fields(s: Any, names: dict[str, tuple[int | None, str | None]],
     path); ``words(hidden, s)`` gives its words in whatever form the caller needs."""
     verdict = view.verdict(s.start, s.end, s.speaker)
     hidden, level = verdict.hidden, verdict.level
+    text, shown = (RESTRICTED_TEXT, words(True, s)) if hidden else (s.text, words(False, s))
+    if hidden:
+        stored = s.words if hasattr(s, "words") else orjson.loads(s.raw_words or "[]")
+        readable = view.readable_words(s, stored)
+        if readable:  # word by word: only what is near a withheld span is withheld
+            text, shown = readable_text(stored, readable), readable
     person_id, name = names.get(s.speaker, (None, None))
     return {
         "id": s.id or 0, "start": s.start, "end": s.end, "speaker": s.speaker,
         "person_id": person_id, "name": name,
-        "text": RESTRICTED_TEXT if hidden else s.text, "language": s.language,
-        "words": words(hidden, s), "words_timed": s.words_timed, "edited": s.edited,
+        "text": text, "language": s.language,
+        "words": shown, "words_timed": s.words_timed, "edited": s.edited,
         "restricted": None if level is None else level.value,
         "restricted_until": verdict.until,
     }
@@ -238,7 +254,18 @@ class _Head:
             "corrected_versions": corrected_versions(self.session, t.recording_id),
             "backend": t.backend, "model": t.model, "language": t.language,
             "created_at": t.created_at, "speakers": self.speakers,
+            "carried": t.carried, "conflicts": self._conflicts(),
         }
+
+    def _conflicts(self) -> list[CarryConflict]:
+        out = []
+        for c in self.transcript.conflicts or []:
+            conflict = CarryConflict.model_validate(c)
+            # The texts are speech: withheld where this reader may not read it.
+            if self.view.redact and self.view.withholds_anything:
+                conflict.old = conflict.new = RESTRICTED_TEXT
+            out.append(conflict)
+        return out
 
 
 def segment_view(s: Segment, names: dict[str, tuple[int | None, str | None]],
@@ -252,16 +279,20 @@ def segment_view(s: Segment, names: dict[str, tuple[int | None, str | None]],
 class SegmentIn:
     """One segment to store (from the pipeline, an import, or a test)."""
 
-    __slots__ = ("end", "language", "speaker", "start", "text", "words")
+    __slots__ = ("end", "language", "speaker", "start", "text", "timing", "words")
 
     def __init__(self, *, start: float, end: float, speaker: str, text: str,
-                 language: str = "", words: list[dict[str, Any]] | None = None) -> None:
+                 language: str = "", words: list[dict[str, Any]] | None = None,
+                 timing: Timing | None = None) -> None:
         self.start = start
         self.end = end
         self.speaker = speaker
         self.text = text
         self.language = language
         self.words = words or []
+        #: Where the words' times come from; by default the recogniser's if there are
+        #: words, and "estimated" (nothing to quote word by word) if there are none.
+        self.timing: Timing = timing or ("asr" if self.words else "estimated")
 
 
 def add_version(
@@ -299,7 +330,8 @@ def add_version(
         Segment(
             transcript_id=transcript.id, recording_id=recording_id, idx=i,
             start=round(s.start, 3), end=round(s.end, 3), speaker=s.speaker, text=s.text,
-            language=s.language, words=s.words, search_text=cjk_spaced(s.text),
+            language=s.language, words=s.words, words_timed=s.timing,
+            search_text=cjk_spaced(s.text),
         )
         for i, s in enumerate(segments)
     )
@@ -384,6 +416,9 @@ class SegmentCorrection(SegmentView):
     latest_version: int
     revision_id: int | None = None
     warning: str | None = None
+    #: The job that times the corrected words against the audio (GET /jobs/{id});
+    #: until it finishes, ``words_timed`` is "estimated".
+    align_job_id: int | None = None
 
 
 def _check_speaker(session: Session, recording_id: int, speaker: str) -> bool:
@@ -434,7 +469,7 @@ def correct_segment(session: Session, *, segment_id: int, text: str | None,
         # PostgreSQL's GIN index is on an expression over it.
         segment.search_text = cjk_spaced(new_text)
         segment.words = retime_words(new_text, segment.start, segment.end)
-        segment.words_timed = False
+        segment.words_timed = "estimated"  # until the alignment job has timed them
     segment.speaker = new_speaker
     segment.edited = True
     session.add(segment)

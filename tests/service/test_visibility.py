@@ -46,7 +46,10 @@ def _store_version(api: Any, recording_id: int) -> None:
         add_version(session, recording_id=recording_id, backend="import", model="test",
                     language="zh", created_by=None,
                     segments=[SegmentIn(start=a, end=b, speaker="SPEAKER_00", text=t,
-                                        language="zh", words=_words(a, b, t))
+                                        language="zh", words=_words(a, b, t),
+                                        # Estimated times: withheld whole, as a correction
+                                        # would be (word by word: test_withholding).
+                                        timing="estimated" if t == EDGE else None)
                               for a, b, t in SEGMENTS])
         session.commit()
 

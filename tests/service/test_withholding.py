@@ -284,3 +284,33 @@ def test_authors_hear_the_audio_with_withheld_speech_silenced(api, world, mechan
         assert np.array_equal(again, original)
     cached = list((api.settings.recordings_dir / ".cache" / "silenced" / str(rid)).glob("*.wav"))
     assert len(cached) <= 1
+
+
+def test_with_real_word_times_only_the_words_near_a_withheld_span_are_withheld(api,
+                                                                              world) -> None:
+    rid = world["recording_id"]
+    # A2 runs 16-24 s, 21 characters of 0.38 s; the span withholds its last 3 s, and
+    # 0.5 s before it: the first 11 characters (ending by 20.2 s) stay readable.
+    f.restrict(api, rid, 21.0, 24.0, "off_record")
+    author, editor = api.headers("author"), api.headers("editor")
+    seg = api.client.get(f"/api/v1/recordings/{rid}/transcript",
+                         headers=author).json()["segments"][3]
+    assert seg["text"] == "并不顺利，领投方在签约[restricted]", seg["text"]
+    assert "".join(w["text"] for w in seg["words"]) == "并不顺利，领投方在签约"
+    assert max(w["end"] for w in seg["words"]) <= 21.0 - 0.5
+    assert seg["restricted"] == "off_record"
+    assert api.client.get(f"/api/v1/recordings/{rid}/transcript",
+                          headers=editor).json()["segments"][3]["text"] == GUEST_A2
+    export = api.client.get(f"/api/v1/recordings/{rid}/transcript/export",
+                            params={"format": "txt"}, headers=author).text
+    assert "领投方在签约" in export and "估值条款" not in export
+    # A quote of the readable words is exact; one reaching into the margin is refused.
+    ok = api.client.post("/api/v1/quotes", json={"recording_id": rid, "start": 16.0,
+                                                  "end": 19.0}, headers=author)
+    assert ok.status_code == 201 and ok.json()["verbatim"] == "并不顺利，领投方", ok.text
+    refused = api.client.post("/api/v1/quotes", json={"recording_id": rid, "start": 16.0,
+                                                       "end": 21.0}, headers=author)
+    assert refused.status_code == 403
+    # The editor's quote of the whole answer (world's) is withheld from the author.
+    body = api.client.get(f"/api/v1/quotes/{world['quote_id']}", headers=author).json()
+    assert body["verbatim"] == "[restricted]"
