@@ -17,7 +17,7 @@ from sqlmodel import Session
 from pipelines.errors import ModelError
 from pipelines.models import resolve_ct2_model, resolve_diarization_pipeline
 from pipelines.runner import ModelCache
-from service import tasks, visibility
+from service import visibility
 from service.api import (
     audit,
     chapters,
@@ -39,8 +39,9 @@ from service.config import Settings, get_settings
 from service.crud.recordings import finish_interrupted_placements
 from service.db import DB_UNAVAILABLE_ERRORS, database_unavailable, make_engine, migrate
 from service.errors import SourcebookError
-from service.queue import HueyQueue, JobQueue, make_huey
 from service.storage import Storage
+from service.worker import tasks
+from service.worker.queue import HueyQueue, JobQueue, make_huey
 
 log = logging.getLogger("sourcebook")
 

@@ -262,11 +262,11 @@ def worker(
     import sqlalchemy as sa
 
     from pipelines.runner import ModelCache
-    from service import tasks
     from service.db import make_engine
     from service.db import migrate as run_migrations
-    from service.queue import HueyQueue, make_huey
     from service.storage import Storage
+    from service.worker import tasks
+    from service.worker.queue import HueyQueue, make_huey
 
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
     settings = _settings()

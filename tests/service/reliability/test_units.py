@@ -14,10 +14,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from service import tasks
 from service.db import DB_UNAVAILABLE_ERRORS, database_unavailable
 from service.models.recordings import Speaker
 from service.storage import Storage, _process_started_at
+from service.worker import tasks
 from tests.factories import create_recording
 
 
