@@ -26,6 +26,7 @@ def export(
 
     from pipelines.export import FORMATS
     from service.config import get_settings
+    from service.crud import transcript_files
     from service.crud import transcripts as crud
     from service.db import make_engine, migrate
     from service.filemodes import write_private
@@ -44,7 +45,7 @@ def export(
             _fail(f"no recording with id {recording_id}; list them with GET /api/v1/recordings")
             return
         try:
-            result = crud.export(session, recording=recording, fmt=fmt, version=version,
+            result = transcript_files.export(session, recording=recording, fmt=fmt, version=version,
                                  actor=None, redact=redacted, via="cli")
         except crud.NoTranscript as exc:
             _fail(str(exc))

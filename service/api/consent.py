@@ -17,7 +17,9 @@ from python_multipart.multipart import parse_options_header
 from service.access import get_recording
 from service.api.deps import Admin, Editor, Limit, Offset
 from service.api.upload import receive_multipart
+from service.clearance import facts, render
 from service.crud import consent as crud
+from service.crud import person_data
 from service.db import SessionDep
 from service.errors import not_found
 from service.models.base import Page
@@ -243,15 +245,15 @@ def read_clearance(
 ) -> ClearanceReport | Response:
     """May each quote used in chapters be printed on ``as_of``, and how attributed?"""
     day = as_of or date.today()
-    report = crud.clearance_report(session, as_of=day, chapter_id=chapter_id, actor=user,
+    report = facts.clearance_report(session, as_of=day, chapter_id=chapter_id, actor=user,
                                    fmt=format)
     if format == "json":
         return report
     scope = f"chapter-{chapter_id}" if chapter_id is not None else "book"
     if format == "csv":
-        body, media, ext = crud.render_csv(report), "text/csv; charset=utf-8", "csv"
+        body, media, ext = render.render_csv(report), "text/csv; charset=utf-8", "csv"
     else:
-        body, media, ext = crud.render_markdown(report), "text/markdown; charset=utf-8", "md"
+        body, media, ext = render.render_markdown(report), "text/markdown; charset=utf-8", "md"
     return PlainTextResponse(body, media_type=media, headers={
         "Content-Disposition": f'attachment; filename="clearance-{scope}-{day}.{ext}"'})
 
@@ -265,7 +267,7 @@ def read_person_report(
                                    "they speak, in every transcript version"),
 ) -> PersonReport:
     """Everything held about a person and where it is used (for an access request)."""
-    return crud.person_report(session, person=_person(session, person_id), actor=user,
+    return person_data.person_report(session, person=_person(session, person_id), actor=user,
                               include_segments=include_segments)
 
 
@@ -273,5 +275,5 @@ def read_person_report(
 def erase_person(person_id: int, request: Request, session: SessionDep,
                  user: Admin) -> ErasureSummary:
     """Erase a person's voiceprint, releases, quotes and words (an erasure request)."""
-    return crud.erase_person(session, storage=request.app.state.storage,
+    return person_data.erase_person(session, storage=request.app.state.storage,
                              person=_person(session, person_id), actor=user)

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from service import search as engine
 from service.access import get_recording, recording_filter
 from service.api.deps import AnyUser, Author, Editor, Offset
+from service.clearance import facts
 from service.crud import chapters as chapter_crud
 from service.crud import consent as consent_crud
 from service.crud import people as people_crud
@@ -175,7 +176,7 @@ def consent_page(request: Request, session: SessionDep, user: Editor,
                         consent_crud.list_restrictions(session, recording_id=recording_id)]
     day = as_of or date.today()
     try:
-        report = consent_crud.clearance_view(session, as_of=day, chapter_id=chapter_id)
+        report = facts.clearance_view(session, as_of=day, chapter_id=chapter_id)
     except NotFound as exc:
         raise not_found("chapter", chapter_id or 0) from exc
     impact_rows = None

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from pipelines.escaping import FORMULA_TRIGGERS
-from service.crud.consent import CSV_COLUMNS
+from service.clearance.render import CSV_COLUMNS
 from tests import factories as f
 
 AS_OF = "2026-06-01"

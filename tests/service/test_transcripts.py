@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from service.crud.transcripts import retime_words, word_tokens
+from service.crud.corrections import retime_words
+from service.crud.transcripts import word_tokens
 from service.models.consent import RestrictionLevel
 from service.models.users import Role
 from tests.factories import add_transcript, interview, new_recording, person, restrict
