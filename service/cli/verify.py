@@ -1,4 +1,4 @@
-"""`sourcebook` commands for the chapters area: `sourcebook verify chapter.md`."""
+"""`sourcebook verify chapter.md`: every quotation of a draft checked against the tapes."""
 
 from __future__ import annotations
 

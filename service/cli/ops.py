@@ -1,4 +1,4 @@
-"""`sourcebook` commands for operations: fixity checks and archives.
+"""`sourcebook fsck`, `export-archive` and `import-archive`: fixity checks and backups.
 
 Exit codes: 0 all well; 1 problems found (fsck) or the archive was refused; 2 the
 command could not run (bad arguments, database unreachable).
