@@ -32,12 +32,12 @@ from service.api import (
     transcripts,
     users,
 )
-from service.api.errors import refused
+from service.api.errors import database_unavailable, refused
 from service.api.headers import SecurityHeaders
 from service.api.limits import BodyLimit
 from service.config import Settings, get_settings
 from service.crud.recordings import finish_interrupted_placements
-from service.db import DB_UNAVAILABLE_ERRORS, database_unavailable, make_engine, migrate
+from service.db import DB_UNAVAILABLE_ERRORS, make_engine, migrate
 from service.errors import SourcebookError
 from service.storage import Storage
 from service.worker import tasks

@@ -9,11 +9,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.responses import PlainTextResponse
 
 from service.access import get_recording
-from service.api.deps import AnyUser, Author
+from service.api.deps import AnyUser, Author, SessionDep
 from service.crud import bibliography
 from service.crud import chapters as crud
 from service.crud import quotes as quote_crud
-from service.db import SessionDep
 from service.errors import NotFound, not_found
 from service.manuscript import quotations, verify
 from service.models.base import Page

@@ -15,12 +15,11 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from python_multipart.multipart import parse_options_header
 
 from service.access import get_recording
-from service.api.deps import Admin, Editor, Limit, Offset
+from service.api.deps import Admin, Editor, Limit, Offset, SessionDep
 from service.api.upload import receive_multipart
 from service.clearance import facts, render
 from service.crud import consent as crud
 from service.crud import person_data
-from service.db import SessionDep
 from service.errors import not_found
 from service.models.base import Page
 from service.models.consent import (

@@ -8,11 +8,14 @@ themselves (issue, check, revoke) are ``service.auth``'s.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from service.auth import (
     ADMIN,
@@ -28,10 +31,33 @@ from service.auth import (
     authenticate,
     csrf_token,
 )
-from service.db import SessionDep
+from service.db import DB_UNAVAILABLE_ERRORS
 from service.models.users import Role, User
 
+log = logging.getLogger("sourcebook.db")
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <token>")
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """FastAPI dependency: one session per request, on the app's engine."""
+    engine: Engine = request.app.state.engine
+    session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        try:
+            session.close()
+        except DB_UNAVAILABLE_ERRORS as exc:
+            # The connection died under the request (the database went away): the
+            # closing ROLLBACK cannot be sent, and the server has already dropped the
+            # transaction. Raising here, after the response has started, would make the
+            # server reset the client's connection instead of answering.
+            log.warning("discarding a session whose connection died: %s",
+                        str(exc).splitlines()[0][:300])
+            session.invalidate()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def current_user(

@@ -6,9 +6,8 @@ from fastapi import APIRouter, Query, status
 from sqlmodel import Session
 
 from service.access import get_child, recording_filter
-from service.api.deps import Limit, Offset, Researcher, Staff
+from service.api.deps import Limit, Offset, Researcher, SessionDep, Staff
 from service.crud import jobs as crud
-from service.db import SessionDep
 from service.models.base import Page
 from service.models.jobs import Job, JobPublic, JobState
 from service.models.users import User

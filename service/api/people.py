@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response, status
 
-from service.api.deps import AnyUser, Limit, Offset, Researcher
+from service.api.deps import AnyUser, Limit, Offset, Researcher, SessionDep
 from service.crud import people as crud
-from service.db import SessionDep
 from service.errors import not_found
 from service.models.base import Page
 from service.models.people import Person, PersonCreate, PersonPublic, PersonUpdate

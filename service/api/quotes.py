@@ -6,9 +6,8 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Response, status
 
-from service.api.deps import Author, Limit, Offset
+from service.api.deps import Author, Limit, Offset, SessionDep
 from service.crud import quotes as crud
-from service.db import SessionDep
 from service.models.base import Page
 from service.models.quotes import CitationPublic, QuoteCreate, QuotePublic, QuoteUpdate
 

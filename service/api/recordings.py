@@ -15,11 +15,10 @@ from pipelines.errors import AudioError
 from pipelines.types import AudioInfo
 from service import model_catalog
 from service.access import can_see_recording, get_recording, recording_filter
-from service.api.deps import AnyUser, Limit, Offset, Researcher
+from service.api.deps import AnyUser, Limit, Offset, Researcher, SessionDep
 from service.api.upload import receive_multipart
 from service.crud import jobs as job_crud
 from service.crud import recordings as crud
-from service.db import SessionDep
 from service.models.base import Page
 from service.models.jobs import Job, JobOptions, JobPublic
 from service.models.recordings import (

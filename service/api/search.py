@@ -7,8 +7,7 @@ from pydantic import Field
 
 from service import search as engine
 from service.access import get_recording
-from service.api.deps import AnyUser, Limit, Offset
-from service.db import SessionDep
+from service.api.deps import AnyUser, Limit, Offset, SessionDep
 from service.errors import not_found
 from service.models.base import Page
 from service.models.people import Person

@@ -28,11 +28,10 @@ from sqlmodel import Session, SQLModel
 from pipelines.export import FORMATS
 from service import importers
 from service.access import get_child, get_recording
-from service.api.deps import AnyUser, Limit, Offset, Researcher
+from service.api.deps import AnyUser, Limit, Offset, Researcher, SessionDep
 from service.crud import corrections, speakers, transcript_files
 from service.crud import jobs as job_crud
 from service.crud import transcripts as crud
-from service.db import SessionDep
 from service.models import transcripts
 from service.models.base import Page
 from service.models.recordings import Recording

@@ -5,9 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, status
 
 from service import auth
-from service.api.deps import Admin, AnyUser
+from service.api.deps import Admin, AnyUser, SessionDep
 from service.crud import audit
-from service.db import SessionDep
 from service.errors import not_found
 from service.models.base import Page
 from service.models.users import (

@@ -12,14 +12,13 @@ from sqlmodel import Session, col, select
 
 from service import search as engine
 from service.access import get_recording, recording_filter
-from service.api.deps import AnyUser, Author, Editor, Offset
+from service.api.deps import AnyUser, Author, Editor, Offset, SessionDep
 from service.clearance import facts
 from service.crud import chapters as chapter_crud
 from service.crud import consent as consent_crud
 from service.crud import people as people_crud
 from service.crud import quotes as quote_crud
 from service.crud import recordings as rec_crud
-from service.db import SessionDep
 from service.errors import NotFound, not_found
 from service.models.chapters import ChapterNode
 from service.models.consent import (

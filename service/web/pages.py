@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import col
 
 from service.access import get_recording, recording_filter
-from service.api.deps import AnyUser, Offset, Staff
+from service.api.deps import AnyUser, Offset, SessionDep, Staff
 from service.auth import (
     RESEARCH,
     SESSION_COOKIE,
@@ -26,7 +26,6 @@ from service.crud import jobs as job_crud
 from service.crud import people as people_crud
 from service.crud import recordings as rec_crud
 from service.crud import transcripts as tr_crud
-from service.db import SessionDep
 from service.models import transcripts
 from service.models.jobs import JobState
 from service.models.recordings import ParticipantRole, Recording, RecordingSource

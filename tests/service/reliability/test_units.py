@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from service.db import DB_UNAVAILABLE_ERRORS, database_unavailable
+from service.api.errors import database_unavailable
+from service.db import DB_UNAVAILABLE_ERRORS
 from service.models.recordings import Speaker
 from service.storage import Storage, _process_started_at
 from service.worker import tasks
