@@ -39,7 +39,8 @@ def build(root: Path, recordings: int, segments: int, long_segments: int,
     from service.crud import consent as consent_crud
     from service.crud import people as people_crud
     from service.crud import quotes as quote_crud
-    from service.crud.transcripts import SegmentIn, add_version, set_speakers
+    from service.crud.speakers import set_speakers
+    from service.crud.transcripts import SegmentIn, add_version
     from service.db import make_engine, migrate
     from service.models.chapters import Chapter
     from service.models.consent import ConsentCreate, ConsentStatus

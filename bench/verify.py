@@ -6,7 +6,7 @@ same rows ``add_version`` writes (bulk, see ``_bulk_version``; ``--orm`` for the
 real call). The text is 8–40-character slices of the
 other seed documents (real Mandarin/English mix), and 20 of the draft's quotations are
 planted verbatim and 10 with small changes, so matching does real work. Then it runs
-``service.verify.verify_text`` on the full draft: once cold (index built) and
+``service.manuscript.verify.verify_text`` on the full draft: once cold (index built) and
 ``--runs`` times warm, as an editor and as an author.
 
     .venv/bin/python bench/verify.py --recordings 1000 --segments 1000
@@ -65,8 +65,8 @@ def build(db: Path, recordings: int, segments: int, args_fast: bool = True) -> N
     from service.config import Settings
     from service.crud.transcripts import SegmentIn, add_version
     from service.db import make_engine, migrate
+    from service.manuscript.quotations import find_quotations
     from service.models.recordings import Recording
-    from service.verify import find_quotations
 
     settings = Settings(database_url=f"sqlite:///{db}", secret_key="bench")
     engine = make_engine(settings)
@@ -126,8 +126,9 @@ def main() -> None:
 
     from service.config import Settings
     from service.db import make_engine
+    from service.manuscript.quotations import find_quotations
+    from service.manuscript.verify import verify_text
     from service.models.users import Role, User
-    from service.verify import find_quotations, verify_text
 
     if not args.db.exists():
         print(f"building {args.recordings} x {args.segments} segments in {args.db} ...")

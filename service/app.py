@@ -14,6 +14,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
+from pipelines.errors import ModelError
+from pipelines.models import resolve_ct2_model, resolve_diarization_pipeline
+from pipelines.runner import ModelCache
 from service import visibility
 from service.api import (
     audit,
@@ -29,13 +32,16 @@ from service.api import (
     transcripts,
     users,
 )
+from service.api.errors import database_unavailable, refused
+from service.api.headers import SecurityHeaders
+from service.api.limits import BodyLimit
 from service.config import Settings, get_settings
 from service.crud.recordings import finish_interrupted_placements
-from service.db import DB_UNAVAILABLE_ERRORS, database_unavailable, make_engine, migrate
-from service.headers import SecurityHeaders
-from service.limits import BodyLimit
-from service.queue import HueyQueue, JobQueue, make_huey
+from service.db import DB_UNAVAILABLE_ERRORS, make_engine, migrate
+from service.errors import SourcebookError
 from service.storage import Storage
+from service.worker import tasks
+from service.worker.queue import HueyQueue, JobQueue, make_huey
 
 log = logging.getLogger("sourcebook")
 
@@ -43,9 +49,6 @@ API_PREFIX = "/api/v1"
 
 
 def _models_problem(settings: Settings) -> str | None:
-    from pipelines.errors import ModelError
-    from pipelines.models import resolve_ct2_model, resolve_diarization_pipeline
-
     try:
         resolve_ct2_model(settings.whisper_model, settings.models_dir)
         resolve_diarization_pipeline(settings.diarization_pipeline or None, settings.models_dir)
@@ -60,9 +63,6 @@ def _start_embedded_workers(
     """Without Redis, `serve` runs the queue consumers in-process (the laptop setup)."""
     if settings.redis_url or settings.embedded_workers <= 0 or not isinstance(jobs, HueyQueue):
         return None
-    from pipelines.runner import ModelCache
-    from service import tasks
-
     ctx = tasks.WorkerContext(
         settings=settings, engine=engine, storage=storage,  # type: ignore[arg-type]
         models=ModelCache(settings.models_dir, keep=True), queue=jobs,
@@ -147,6 +147,9 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         return JSONResponse(
             status_code=exc.status_code, content={"detail": exc.detail}, headers=exc.headers
         )
+
+    # Every refusal from the domain (service.errors): its status comes from one table.
+    app.add_exception_handler(SourcebookError, refused)
 
     @app.exception_handler(OverflowError)
     async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:

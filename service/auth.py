@@ -3,7 +3,8 @@
 Tokens are 256-bit random strings shown once; the database keeps only their
 HMAC-SHA256 under a per-installation key, so a stolen database cannot be replayed
 and a lookup is one indexed equality. The role table (API.md) is enforced with
-``require(...)`` on every route; object visibility lives in ``service.access``.
+``require(...)`` (``service.api.deps``) on every route; object visibility lives in
+``service.access``. Nothing here speaks HTTP.
 """
 
 from __future__ import annotations
@@ -11,16 +12,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session, col, select
 
-from service.db import SessionDep
+from service.errors import Conflict, Unauthenticated
 from service.models.base import utcnow
 from service.models.users import ApiToken, Role, User, UserAccount
 
@@ -40,9 +37,6 @@ AUTHORING = (Role.author, Role.editor, Role.admin)
 STAFF = (Role.researcher, Role.editor, Role.admin)
 ADMIN = (Role.admin,)
 
-_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <token>")
-
-
 def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
@@ -57,7 +51,7 @@ WEB_SESSION_LABEL = "web session"
 WEB_SESSION_LIFETIME = timedelta(days=14)
 
 
-class TokenRefused(Exception):
+class TokenRefused(Unauthenticated):
     """The token is unknown, revoked, expired, or its account is disabled; the message
     says which and what to do."""
 
@@ -66,7 +60,7 @@ def create_user(session: Session, *, key: bytes, name: str, role: Role,
                 ttl: timedelta | None = None) -> tuple[User, str]:
     """Create a user with a first token; returns the token, which is never stored."""
     if session.exec(select(User).where(User.name == name)).first() is not None:
-        raise ValueError(f"a user named {name!r} already exists; pick another name")
+        raise Conflict(f"a user named {name!r} already exists; pick another name")
     user = User(name=name, role=role)
     session.add(user)
     session.flush()
@@ -200,7 +194,7 @@ def end_web_session(session: Session, *, key: bytes, token: str) -> bool:
     return True
 
 
-class LastAdmin(Exception):
+class LastAdmin(Conflict):
     """The change would leave no enabled admin, so nobody could manage users any more."""
 
 
@@ -255,56 +249,3 @@ def update_account(session: Session, *, user: User, role: Role | None = None,
         user.disabled = disabled
     session.add(user)
     return changes
-
-
-def current_user(
-    request: Request,
-    session: SessionDep,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
-    """The caller, from the bearer token or the web page's session cookie; else 401."""
-    token = creds.credentials if creds is not None else request.cookies.get(SESSION_COOKIE)
-    if not token:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "Missing token: send 'Authorization: Bearer <token>'. "
-            "Create one with `sourcebook users create NAME --role ROLE`.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    try:
-        user, _ = authenticate(session, key=request.app.state.token_key, token=token,
-                               ttl=request.app.state.settings.token_ttl)
-    except TokenRefused as exc:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc),
-                            headers={"WWW-Authenticate": "Bearer"}) from None
-    if creds is None and request.method not in SAFE_METHODS:
-        # Only the cookie authenticated this request: a browser sends it to us even when
-        # another site made the request, so require proof that one of our pages did.
-        sent = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(sent, csrf_token(request.app.state.token_key, token)):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"Cookie-authenticated changes need the {CSRF_HEADER} header that the "
-                "Sourcebook pages send; API clients should send 'Authorization: Bearer "
-                "<token>' instead.",
-            )
-    return user
-
-
-CurrentUser = Annotated[User, Depends(current_user)]
-
-
-def require(*roles: Role) -> Callable[[User], User]:
-    """A dependency that lets only ``roles`` through, with a 403 that says who may."""
-    allowed = ", ".join(r.value for r in roles)
-
-    def check(user: CurrentUser) -> User:
-        if user.role not in roles:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"Your role '{user.role.value}' may not do this; it needs one of: {allowed}. "
-                "Ask an admin for a token with that role.",
-            )
-        return user
-
-    return check

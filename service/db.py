@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import sqlalchemy as sa
-from fastapi import Depends, Request
-from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from service.config import Settings
 from service.filemodes import secure_sqlite
@@ -33,7 +28,8 @@ PG_POOL_SIZE = 10
 PG_MAX_OVERFLOW = 30
 PG_CONNECT_TIMEOUT_S = 5
 #: What a request that hit the database while it was out of reach gets; see
-#: ``database_unavailable``. Registered for these errors in ``service.app``.
+#: ``service.api.errors.database_unavailable``, registered for these errors in
+#: ``service.app``.
 DB_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 RETRY_AFTER_S = 5
@@ -164,59 +160,3 @@ def _head(migrations_dir: str) -> str | None:
     return head
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """FastAPI dependency: one session per request, on the app's engine."""
-    engine: Engine = request.app.state.engine
-    session = Session(engine, expire_on_commit=False)
-    try:
-        yield session
-    finally:
-        try:
-            session.close()
-        except DB_UNAVAILABLE_ERRORS as exc:
-            # The connection died under the request (the database went away): the
-            # closing ROLLBACK cannot be sent, and the server has already dropped the
-            # transaction. Raising here, after the response has started, would make the
-            # server reset the client's connection instead of answering.
-            log.warning("discarding a session whose connection died: %s",
-                        str(exc).splitlines()[0][:300])
-            session.invalidate()
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
-
-
-async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """A request that could not reach the database: a clean 503, not a 500 and a traceback.
-
-    OperationalError/InterfaceError mean the connection failed (server down, restarted,
-    network cut) or, on SQLite, that the file stayed locked past the busy timeout; a pool
-    TimeoutError means every connection stayed busy for ``pool_timeout``. All pass: the
-    pool's pre-ping replaces dead connections, so the next request recovers without a
-    restart. The request's transaction was rolled back when its session
-    closed, so a write either committed before the failure or not at all.
-    """
-    orig = getattr(exc, "orig", None)
-    if isinstance(orig, sqlite3.OperationalError) and not any(
-            w in str(orig).lower() for w in SQLITE_UNAVAILABLE):
-        # SQLite also says OperationalError for a bad query ("no such column"): a bug,
-        # which must stay a 500 with its traceback rather than pose as an outage.
-        raise exc
-    locked = "locked" in str(exc).lower()
-    pool_wait = isinstance(exc, sa.exc.TimeoutError)
-    log.warning("%s %s: database %s: %s", request.method, request.url.path,
-                "busy" if locked or pool_wait else "unreachable",
-                str(exc).splitlines()[0][:300])
-    if pool_wait:
-        detail = ("The server is overloaded: no database connection came free in time. "
-                  f"Nothing was changed by this request; retry in {RETRY_AFTER_S} seconds.")
-    elif locked:
-        detail = ("The database is busy (another write holds the lock). Nothing was "
-                  f"changed by this request; retry in {RETRY_AFTER_S} seconds.")
-    else:
-        detail = ("The database is unreachable right now, so this request could not be "
-                  f"completed. Retry in {RETRY_AFTER_S} seconds; if it persists, check "
-                  "that PostgreSQL is running and SOURCEBOOK_DATABASE_URL points at it "
-                  "(GET /readyz shows the reason).")
-    return JSONResponse(status_code=503, content={"detail": detail},
-                        headers={"Retry-After": str(RETRY_AFTER_S)})

@@ -28,6 +28,7 @@ from pipelines.models import (
     size_bytes,
 )
 from service.config import Settings
+from service.errors import Invalid
 
 ASR_BACKENDS = ("faster-whisper", "openai-whisper")
 #: What ``languages`` holds for a model that takes any language Whisper knows.
@@ -40,7 +41,7 @@ _BUNDLED_NAMES = {
 }
 
 
-class UnknownModel(ValueError):
+class UnknownModel(Invalid):
     """A request or a job names a backend or model that is not installed; the message
     lists the valid choices."""
 

@@ -20,6 +20,7 @@ import os
 import secrets
 import shutil
 import socket
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.filemodes import READ_ONLY_MODE, open_private, private_dir
@@ -66,6 +67,21 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+@dataclass
+class ReceivedUpload:
+    """What arrived: the file (in a temp file) and the other form fields, raw."""
+
+    tmp_path: Path | None = None
+    filename: str | None = None
+    size: int = 0
+    sha256: str = ""
+    fields: dict[str, bytes] = field(default_factory=dict)
+
+    def discard(self) -> None:
+        if self.tmp_path is not None:
+            self.tmp_path.unlink(missing_ok=True)
 
 
 class Storage:
@@ -196,7 +212,7 @@ def _writer_gone(path: Path) -> bool:
     the one that was killed.
     """
     pid_part = path.name.split("-", 1)[0]
-    if not (pid_part.isdigit() and int(pid_part) != 0 and _pid_alive(int(pid_part))):
+    if not (pid_part.isdigit() and int(pid_part) != 0 and pid_alive(int(pid_part))):
         return True
     started = _process_started_at(int(pid_part))
     try:
@@ -229,7 +245,11 @@ def _process_started_at(pid: int) -> float | None:
     return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one of another user's counts as alive).
+
+    Shared with ``service.ops.fsck``, which judges lock and temp files by their writer's pid.
+    """
     if pid == os.getpid():
         return True
     try:

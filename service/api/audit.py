@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from service.api.deps import Editor, Limit, Offset
+from service.api.deps import Editor, Limit, Offset, SessionDep
 from service.crud import audit as crud
-from service.db import SessionDep
 from service.models.audit import AuditEventPublic
 from service.models.base import Page
 

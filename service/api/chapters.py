@@ -8,12 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
-from service import outline, verify
-from service.access import get_recording, not_found
-from service.api.deps import AnyUser, Author
+from service.access import get_recording
+from service.api.deps import AnyUser, Author, SessionDep
+from service.crud import bibliography
 from service.crud import chapters as crud
 from service.crud import quotes as quote_crud
-from service.db import SessionDep
+from service.errors import NotFound, not_found
+from service.manuscript import quotations, verify
 from service.models.base import Page
 from service.models.chapters import (
     Chapter,
@@ -112,10 +113,7 @@ def _get(session: SessionDep, chapter_id: int) -> Chapter:
                         422: {"description": "No headings."}})
 def import_chapters(text: MarkdownBody, session: SessionDep, user: Author) -> ChapterImportResult:
     """Build or update the part/chapter/section tree from a Markdown outline or draft."""
-    try:
-        return crud.import_outline(session, text=text, actor=user)
-    except outline.OutlineError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return crud.import_outline(session, text=text, actor=user)
 
 
 @router.get("/chapters", response_model=ChapterTree)
@@ -127,11 +125,8 @@ def list_chapters(session: SessionDep, user: AnyUser) -> ChapterTree:
 @router.post("/chapters", status_code=status.HTTP_201_CREATED, response_model=ChapterPublic)
 def create_chapter(data: ChapterCreate, session: SessionDep, user: Author) -> ChapterPublic:
     """Create one part, chapter or section."""
-    try:
-        return crud.to_public(session, crud.create_chapter(session, data=data, actor=user),
-                              user=user)
-    except crud.ChapterProblem as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return crud.to_public(session, crud.create_chapter(session, data=data, actor=user),
+                          user=user)
 
 
 @router.get("/chapters/{chapter_id}", response_model=ChapterPublic)
@@ -145,10 +140,7 @@ def update_chapter(chapter_id: int, data: ChapterUpdate, session: SessionDep,
                    user: Author) -> ChapterPublic:
     """Change a node's title, number, summary, manuscript or place in the tree."""
     chapter = _get(session, chapter_id)
-    try:
-        crud.update_chapter(session, chapter=chapter, data=data, actor=user)
-    except crud.ChapterProblem as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    crud.update_chapter(session, chapter=chapter, data=data, actor=user)
     return crud.to_public(session, chapter, user=user)
 
 
@@ -165,10 +157,7 @@ def link_quote(chapter_id: int, data: ChapterQuoteCreate, session: SessionDep,
                user: Author) -> ChapterQuotePublic:
     """Link a quote to a chapter as candidate, drafted or published (again: new usage)."""
     chapter = _get(session, chapter_id)
-    try:
-        quote_crud.get_quote(session, user=user, quote_id=data.quote_id)
-    except quote_crud.QuoteProblem as exc:
-        raise HTTPException(exc.status_code, exc.detail) from None
+    quote_crud.get_quote(session, user=user, quote_id=data.quote_id)
     link = quote_crud.link_quote(session, chapter=chapter, data=data, actor=user)
     return ChapterQuotePublic.model_validate(link)
 
@@ -182,10 +171,8 @@ def unlink_quote(chapter_id: int, quote_id: int, session: SessionDep, user: Auth
                                f"Quote {quote_id} is not linked to chapter {chapter_id}.")
     try:
         quote_crud.get_editable_quote(session, user=user, quote_id=quote_id)
-    except quote_crud.QuoteProblem as exc:
-        if exc.status_code == status.HTTP_404_NOT_FOUND:
-            raise not_linked from None  # a quote the caller may not see is not there
-        raise HTTPException(exc.status_code, exc.detail) from None
+    except NotFound:
+        raise not_linked from None  # a quote the caller may not see is not there
     if not quote_crud.unlink_quote(session, chapter_id=chapter_id, quote_id=quote_id,
                                    actor=user):
         raise not_linked
@@ -196,7 +183,7 @@ def unlink_quote(chapter_id: int, quote_id: int, session: SessionDep, user: Auth
             responses={200: {"content": {"text/markdown": {}}}})
 def read_sources(chapter_id: int, session: SessionDep, user: AnyUser) -> PlainTextResponse:
     """A Markdown bibliography of every interview the chapter and its sections quote."""
-    text = crud.sources_markdown(session, chapter=_get(session, chapter_id), user=user)
+    text = bibliography.sources_markdown(session, chapter=_get(session, chapter_id), user=user)
     return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
 
 
@@ -210,7 +197,7 @@ def verify_chapter(
     request: Request,
     session: SessionDep,
     user: Author,
-    min_chars: int = Query(verify.MIN_CHARS, ge=2, le=200,
+    min_chars: int = Query(quotations.MIN_CHARS, ge=2, le=200,
                            description="Shorter quoted text is a term, not a remark"),
 ) -> verify.VerifyReport:
     """Find every quotation in the text and say whether a recording backs it."""

@@ -14,10 +14,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, PlainTextResponse
 from python_multipart.multipart import parse_options_header
 
-from service.access import get_recording, not_found
-from service.api.deps import Admin, Editor, Limit, Offset
+from service.access import get_recording
+from service.api.deps import Admin, Editor, Limit, Offset, SessionDep
+from service.api.upload import receive_multipart
+from service.clearance import facts, render
 from service.crud import consent as crud
-from service.db import SessionDep
+from service.crud import person_data
+from service.errors import not_found
 from service.models.base import Page
 from service.models.consent import (
     ApprovalHistory,
@@ -41,15 +44,10 @@ from service.models.consent import (
 from service.models.people import Person
 from service.models.quotes import Quote
 from service.storage import Storage, StorageFullError
-from service.upload import receive_multipart
 
 router = APIRouter(tags=["consent"])
 
 AsOf = Query(None, description="Planned publication date (YYYY-MM-DD); default: today")
-
-
-def _http(exc: crud.ConsentError) -> HTTPException:
-    return HTTPException(exc.status_code, exc.detail)
 
 
 def _agreement(session: SessionDep, consent_id: int) -> ConsentAgreement:
@@ -78,10 +76,7 @@ def _person(session: SessionDep, person_id: int) -> Person:
 @router.post("/consents", status_code=status.HTTP_201_CREATED, response_model=ConsentPublic)
 def create_consent(data: ConsentCreate, session: SessionDep, user: Editor) -> ConsentPublic:
     """Record a consent agreement for a person (one recording, or all of theirs)."""
-    try:
-        agreement = crud.create_agreement(session, data=data, actor=user)
-    except crud.ConsentError as exc:
-        raise _http(exc) from None
+    agreement = crud.create_agreement(session, data=data, actor=user)
     return crud.to_public(session, agreement)
 
 
@@ -111,11 +106,8 @@ def read_consent(consent_id: int, session: SessionDep, user: Editor) -> ConsentP
 def update_consent(consent_id: int, data: ConsentUpdate, session: SessionDep,
                    user: Editor) -> ConsentPublic:
     """Change an agreement's terms (withdrawal has its own route)."""
-    try:
-        agreement = crud.update_agreement(session, agreement=_agreement(session, consent_id),
-                                          data=data, actor=user)
-    except crud.ConsentError as exc:
-        raise _http(exc) from None
+    agreement = crud.update_agreement(session, agreement=_agreement(session, consent_id),
+                                      data=data, actor=user)
     return crud.to_public(session, agreement)
 
 
@@ -147,8 +139,6 @@ async def attach_consent_document(consent_id: int, request: Request, session: Se
         agreement = await run_in_threadpool(
             crud.attach_document, session, storage=storage, agreement=agreement,
             tmp_path=upload.tmp_path, size=upload.size, sha256=upload.sha256, actor=user)
-    except crud.ConsentError as exc:
-        raise _http(exc) from None
     finally:
         upload.discard()  # a no-op once the file was moved into place
     return crud.to_public(session, agreement)
@@ -172,12 +162,9 @@ def read_consent_document(consent_id: int, request: Request, session: SessionDep
 def withdraw_consent(consent_id: int, data: WithdrawIn, session: SessionDep, user: Editor,
                      as_of: date | None = AsOf) -> Withdrawal:
     """Withdraw an agreement (kept, with date and reason); lists the quote uses it blocks."""
-    try:
-        agreement, impact = crud.withdraw_agreement(
-            session, agreement=_agreement(session, consent_id), reason=data.reason,
-            actor=user, as_of=as_of)
-    except crud.ConsentError as exc:
-        raise _http(exc) from None
+    agreement, impact = crud.withdraw_agreement(
+        session, agreement=_agreement(session, consent_id), reason=data.reason,
+        actor=user, as_of=as_of)
     return Withdrawal(consent=crud.to_public(session, agreement), impact=impact)
 
 
@@ -198,11 +185,8 @@ def create_restriction(recording_id: int, data: RestrictionCreate, session: Sess
                        user: Editor) -> RestrictionPublic:
     """Restrict a time range of a recording (every transcript version)."""
     recording = get_recording(session, user, recording_id)
-    try:
-        restriction = crud.create_restriction(session, recording=recording, data=data,
-                                              actor=user)
-    except crud.ConsentError as exc:
-        raise _http(exc) from None
+    restriction = crud.create_restriction(session, recording=recording, data=data,
+                                          actor=user)
     return crud.restriction_public(restriction)
 
 
@@ -236,10 +220,7 @@ def record_quote_approval(quote_id: int, data: ApprovalIn, session: SessionDep,
                           user: Editor) -> ApprovalPublic:
     """Record an approval request or the interviewee's decision on a quote."""
     quote = _quote(session, quote_id)
-    try:
-        row = crud.record_approval(session, quote=quote, data=data, actor=user)
-    except crud.ConsentError as exc:
-        raise _http(exc) from None
+    row = crud.record_approval(session, quote=quote, data=data, actor=user)
     return crud.approval_public(row, quote)
 
 
@@ -263,18 +244,15 @@ def read_clearance(
 ) -> ClearanceReport | Response:
     """May each quote used in chapters be printed on ``as_of``, and how attributed?"""
     day = as_of or date.today()
-    try:
-        report = crud.clearance_report(session, as_of=day, chapter_id=chapter_id, actor=user,
-                                       fmt=format)
-    except crud.ConsentError as exc:
-        raise _http(exc) from None
+    report = facts.clearance_report(session, as_of=day, chapter_id=chapter_id, actor=user,
+                                   fmt=format)
     if format == "json":
         return report
     scope = f"chapter-{chapter_id}" if chapter_id is not None else "book"
     if format == "csv":
-        body, media, ext = crud.render_csv(report), "text/csv; charset=utf-8", "csv"
+        body, media, ext = render.render_csv(report), "text/csv; charset=utf-8", "csv"
     else:
-        body, media, ext = crud.render_markdown(report), "text/markdown; charset=utf-8", "md"
+        body, media, ext = render.render_markdown(report), "text/markdown; charset=utf-8", "md"
     return PlainTextResponse(body, media_type=media, headers={
         "Content-Disposition": f'attachment; filename="clearance-{scope}-{day}.{ext}"'})
 
@@ -288,7 +266,7 @@ def read_person_report(
                                    "they speak, in every transcript version"),
 ) -> PersonReport:
     """Everything held about a person and where it is used (for an access request)."""
-    return crud.person_report(session, person=_person(session, person_id), actor=user,
+    return person_data.person_report(session, person=_person(session, person_id), actor=user,
                               include_segments=include_segments)
 
 
@@ -296,5 +274,5 @@ def read_person_report(
 def erase_person(person_id: int, request: Request, session: SessionDep,
                  user: Admin) -> ErasureSummary:
     """Erase a person's voiceprint, releases, quotes and words (an erasure request)."""
-    return crud.erase_person(session, storage=request.app.state.storage,
+    return person_data.erase_person(session, storage=request.app.state.storage,
                              person=_person(session, person_id), actor=user)

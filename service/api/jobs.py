@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 from sqlmodel import Session
 
 from service.access import get_child, recording_filter
-from service.api.deps import Limit, Offset, Researcher, Staff
+from service.api.deps import Limit, Offset, Researcher, SessionDep, Staff
 from service.crud import jobs as crud
-from service.db import SessionDep
 from service.models.base import Page
 from service.models.jobs import Job, JobPublic, JobState
 from service.models.users import User
@@ -47,7 +46,4 @@ def read_job(job_id: int, session: SessionDep, user: Staff) -> Job:
 def cancel_job(job_id: int, session: SessionDep, user: Researcher) -> Job:
     """Cancel a job; a running one stops at its next progress point."""
     job = _get(session, user, job_id)
-    try:
-        return crud.request_cancel(session, job=job, actor=user)
-    except crud.JobConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return crud.request_cancel(session, job=job, actor=user)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
-from service.access import not_found
-from service.api.deps import AnyUser, Limit, Offset, Researcher
+from service.api.deps import AnyUser, Limit, Offset, Researcher, SessionDep
 from service.crud import people as crud
-from service.db import SessionDep
+from service.errors import not_found
 from service.models.base import Page
 from service.models.people import Person, PersonCreate, PersonPublic, PersonUpdate
 
@@ -58,8 +57,5 @@ def update_person(
 @router.delete("/{person_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_person(person_id: int, session: SessionDep, user: Researcher) -> Response:
     """Delete a person (their speaker labels become unnamed)."""
-    try:
-        crud.delete_person(session, person=_get(session, person_id), actor=user)
-    except crud.PersonInUse as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    crud.delete_person(session, person=_get(session, person_id), actor=user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

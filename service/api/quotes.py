@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
-from service.api.deps import Author, Limit, Offset
+from service.api.deps import Author, Limit, Offset, SessionDep
 from service.crud import quotes as crud
-from service.db import SessionDep
 from service.models.base import Page
 from service.models.quotes import CitationPublic, QuoteCreate, QuotePublic, QuoteUpdate
 
 router = APIRouter(prefix="/quotes", tags=["quotes"])
-
-
-def _http(exc: crud.QuoteProblem) -> HTTPException:
-    return HTTPException(exc.status_code, exc.detail)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=QuotePublic,
@@ -26,10 +21,7 @@ def _http(exc: crud.QuoteProblem) -> HTTPException:
                         422: {"description": "Bad span, or a speaker change."}})
 def create_quote(data: QuoteCreate, session: SessionDep, user: Author) -> QuotePublic:
     """Freeze a quote from a time span or from adjacent segments of the current transcript."""
-    try:
-        quote = crud.create_quote(session, data=data, actor=user)
-    except crud.QuoteProblem as exc:
-        raise _http(exc) from None
+    quote = crud.create_quote(session, data=data, actor=user)
     public = crud.to_public(session, quote, user=user)
     public.whole_segments = crud.whole_segment_reason(session, quote)
     return public
@@ -55,33 +47,24 @@ def list_quotes(
 @router.get("/{quote_id}", response_model=QuotePublic)
 def read_quote(quote_id: int, session: SessionDep, user: Author) -> QuotePublic:
     """Read a quote, with whether the current transcript still says the same (drift)."""
-    try:
-        return crud.to_public(session, crud.get_quote(session, user=user, quote_id=quote_id),
-                              user=user)
-    except crud.QuoteProblem as exc:
-        raise _http(exc) from None
+    return crud.to_public(session, crud.get_quote(session, user=user, quote_id=quote_id),
+                          user=user)
 
 
 @router.patch("/{quote_id}", response_model=QuotePublic)
 def update_quote(quote_id: int, data: QuoteUpdate, session: SessionDep,
                  user: Author) -> QuotePublic:
     """Set the edited text, the translation or the translator (each change audited)."""
-    try:
-        quote = crud.get_editable_quote(session, user=user, quote_id=quote_id)
-        crud.update_quote(session, quote=quote, data=data, actor=user)
-    except crud.QuoteProblem as exc:
-        raise _http(exc) from None
+    quote = crud.get_editable_quote(session, user=user, quote_id=quote_id)
+    crud.update_quote(session, quote=quote, data=data, actor=user)
     return crud.to_public(session, quote, user=user)
 
 
 @router.delete("/{quote_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_quote(quote_id: int, session: SessionDep, user: Author) -> Response:
     """Delete a quote and its chapter links."""
-    try:
-        crud.delete_quote(session, actor=user,
-                          quote=crud.get_editable_quote(session, user=user, quote_id=quote_id))
-    except crud.QuoteProblem as exc:
-        raise _http(exc) from None
+    crud.delete_quote(session, actor=user,
+                      quote=crud.get_editable_quote(session, user=user, quote_id=quote_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -93,9 +76,6 @@ def read_citation(
     style: Literal["chicago", "short"] = Query("chicago", description="chicago or short"),
 ) -> CitationPublic:
     """Cite a quote: person, interviewer(s), place, date, recording and timestamp."""
-    try:
-        quote = crud.get_quote(session, user=user, quote_id=quote_id)
-        return CitationPublic(citation=crud.citation(session, quote=quote, style=style,
-                                                     actor=user), style=style)
-    except crud.QuoteProblem as exc:
-        raise _http(exc) from None
+    quote = crud.get_quote(session, user=user, quote_id=quote_id)
+    return CitationPublic(citation=crud.citation(session, quote=quote, style=style,
+                                                 actor=user), style=style)

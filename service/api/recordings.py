@@ -10,13 +10,15 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import ValidationError
 from sqlmodel import Session
 
+from pipelines.audio import check_decodable, probe
 from pipelines.errors import AudioError
 from pipelines.types import AudioInfo
 from service import model_catalog
 from service.access import can_see_recording, get_recording, recording_filter
-from service.api.deps import AnyUser, Limit, Offset, Researcher
+from service.api.deps import AnyUser, Limit, Offset, Researcher, SessionDep
+from service.api.upload import receive_multipart
+from service.crud import jobs as job_crud
 from service.crud import recordings as crud
-from service.db import SessionDep
 from service.models.base import Page
 from service.models.jobs import Job, JobOptions, JobPublic
 from service.models.recordings import (
@@ -27,8 +29,7 @@ from service.models.recordings import (
 )
 from service.models.users import User
 from service.silenced import silenced_copy
-from service.storage import Storage, StorageFullError, is_disk_full
-from service.upload import ReceivedUpload, receive_multipart
+from service.storage import ReceivedUpload, Storage, StorageFullError, is_disk_full
 from service.visibility import is_redacted_for, segment_extents, view_of
 
 router = APIRouter(prefix="/recordings", tags=["recordings"])
@@ -86,8 +87,6 @@ def _probe(upload: ReceivedUpload, max_seconds: float) -> AudioInfo:
     formats that point at other files or URLs); 413 past the duration limit, before any
     decoding. Messages name the file as the client sent it, not its temp name.
     """
-    from pipelines.audio import check_decodable, probe
-
     assert upload.tmp_path is not None
     try:
         info = probe(upload.tmp_path)
@@ -178,8 +177,6 @@ def _store_upload(request: Request, user: User, upload: ReceivedUpload) -> JSONR
                 channels=info.channels,
                 actor=user,
             )
-        except crud.UnknownPeople as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
         except OSError as exc:
             if is_disk_full(exc):
                 raise HTTPException(507, _DISK_FULL) from None
@@ -248,10 +245,7 @@ def update_recording(
 ) -> RecordingPublic:
     """Change a recording's metadata or participants."""
     recording = get_recording(session, user, recording_id)
-    try:
-        crud.update_recording(session, recording=recording, data=data, actor=user)
-    except crud.UnknownPeople as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    crud.update_recording(session, recording=recording, data=data, actor=user)
     return crud.to_public(session, recording)
 
 
@@ -316,21 +310,13 @@ def transcribe_recording(
 
     ``backend`` and ``model`` are names from GET /api/v1/models, never paths.
     """
-    from service.crud import jobs as job_crud
-
     recording = get_recording(session, user, recording_id)
     options = options or JobOptions()
-    try:
-        model_catalog.check_request(request.app.state.settings, backend=options.backend,
-                                    model=options.model)
-    except model_catalog.UnknownModel as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    try:
-        job = job_crud.create_job(
-            session, recording=recording, options=options, actor=user
-        )
-    except job_crud.JobConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    model_catalog.check_request(request.app.state.settings, backend=options.backend,
+                                model=options.model)
+    job = job_crud.create_job(
+        session, recording=recording, options=options, actor=user
+    )
     assert job.id is not None
     request.app.state.jobs.enqueue(job.id)
     return job

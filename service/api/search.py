@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 from pydantic import Field
 
 from service import search as engine
-from service.access import get_recording, not_found
-from service.api.deps import AnyUser, Limit, Offset
-from service.db import SessionDep
+from service.access import get_recording
+from service.api.deps import AnyUser, Limit, Offset, SessionDep
+from service.errors import not_found
 from service.models.base import Page
 from service.models.people import Person
 
@@ -71,12 +71,9 @@ def search_segments(
         get_recording(session, user, recording_id)
     if person_id is not None and session.get(Person, person_id) is None:
         raise not_found("person", person_id)
-    try:
-        found = engine.search_results(
-            session, user=user, q=q, person_id=person_id, recording_id=recording_id,
-            language=language, limit=limit, offset=offset,
-        )
-    except engine.QueryError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    found = engine.search_results(
+        session, user=user, q=q, person_id=person_id, recording_id=recording_id,
+        language=language, limit=limit, offset=offset,
+    )
     return SearchPage(data=found.hits, count=found.count, count_exact=found.count_exact,
                       ranked_within=found.ranked_within)

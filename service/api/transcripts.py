@@ -27,11 +27,12 @@ from sqlmodel import Session, SQLModel
 
 from pipelines.export import FORMATS
 from service import importers
-from service.access import get_child, get_recording, not_found
-from service.api.deps import AnyUser, Limit, Offset, Researcher
+from service.access import get_child, get_recording
+from service.api.deps import AnyUser, Limit, Offset, Researcher, SessionDep
+from service.crud import corrections, speakers, transcript_files
 from service.crud import jobs as job_crud
 from service.crud import transcripts as crud
-from service.db import SessionDep
+from service.models import transcripts
 from service.models.base import Page
 from service.models.recordings import Recording
 from service.models.transcripts import Segment, TranscriptSpeaker
@@ -40,11 +41,7 @@ from service.visibility import is_redacted_for
 
 router = APIRouter(tags=["transcripts"])
 
-def _missing_transcript(exc: crud.NoTranscript) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
-
-
-@router.get("/recordings/{recording_id}/transcript", response_model=crud.TranscriptView)
+@router.get("/recordings/{recording_id}/transcript", response_model=transcripts.TranscriptView)
 def read_transcript(
     recording_id: int,
     session: SessionDep,
@@ -53,10 +50,7 @@ def read_transcript(
 ) -> Response:
     """Read the current (or a given) transcript version with speaker names."""
     get_recording(session, user, recording_id)
-    try:
-        transcript = crud.get_transcript(session, recording_id=recording_id, version=version)
-    except crud.NoTranscript as exc:
-        raise _missing_transcript(exc) from None
+    transcript = crud.get_transcript(session, recording_id=recording_id, version=version)
     # Built by crud.transcript_json (the stored words copied in as they are), so FastAPI
     # gets bytes; response_model above still documents the shape.
     return Response(crud.transcript_json(session, transcript, user=user),
@@ -77,7 +71,7 @@ def read_speakers(recording_id: int, session: SessionDep, user: AnyUser,
                   ) -> list[TranscriptSpeaker]:
     """Read a recording's speaker labels and the people they are mapped to."""
     get_recording(session, user, recording_id)
-    return crud.speaker_map(session, recording_id)
+    return speakers.speaker_map(session, recording_id)
 
 
 @router.put("/recordings/{recording_id}/speakers", response_model=list[TranscriptSpeaker])
@@ -85,11 +79,8 @@ def update_speakers(recording_id: int, mapping: SpeakerMapBody, session: Session
                     user: Researcher) -> list[TranscriptSpeaker]:
     """Map speaker labels to people; every read and export then shows their names."""
     get_recording(session, user, recording_id)
-    try:
-        return crud.set_speakers(session, recording_id=recording_id, mapping=mapping,
-                                 actor=user)
-    except crud.SpeakerMapError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return speakers.set_speakers(session, recording_id=recording_id, mapping=mapping,
+                             actor=user)
 
 
 # ----------------------------------------------------------------------------- corrections
@@ -124,18 +115,13 @@ def _align_later(request: Request, session: Session, *, recording_id: int,
 
 
 def _correct(request: Request, session: Session, user: User, segment_id: int,
-             data: SegmentUpdate) -> crud.SegmentCorrection:
+             data: SegmentUpdate) -> transcripts.SegmentCorrection:
     if data.text is None and data.speaker is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             "Nothing to change: send \"text\" and/or \"speaker\".")
-    try:
-        segment, revision = crud.correct_segment(
-            session, segment_id=segment_id, text=data.text, speaker=data.speaker, actor=user)
-    except crud.CorrectionError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    except LookupError:
-        raise not_found("segment", segment_id) from None
-    view = crud.correction_view(session, segment=segment, revision=revision, user=user)
+    segment, revision = corrections.correct_segment(
+        session, segment_id=segment_id, text=data.text, speaker=data.speaker, actor=user)
+    view = corrections.correction_view(session, segment=segment, revision=revision, user=user)
     if revision is not None and revision.before_text != revision.after_text:
         assert segment.id is not None
         view.align_job_id = _align_later(
@@ -144,19 +130,19 @@ def _correct(request: Request, session: Session, user: User, segment_id: int,
     return view
 
 
-@router.patch("/segments/{segment_id}", response_model=crud.SegmentCorrection)
+@router.patch("/segments/{segment_id}", response_model=transcripts.SegmentCorrection)
 def update_segment(segment_id: int, data: SegmentUpdate, request: Request,
-                   session: SessionDep, user: Researcher) -> crud.SegmentCorrection:
+                   session: SessionDep, user: Researcher) -> transcripts.SegmentCorrection:
     """Correct a segment's text and/or speaker; the change is stored as a revision."""
     _visible_segment(session, user, segment_id)
     return _correct(request, session, user, segment_id, data)
 
 
 @router.patch("/recordings/{recording_id}/segments/{segment_id}",
-              response_model=crud.SegmentCorrection)
+              response_model=transcripts.SegmentCorrection)
 def update_recording_segment(recording_id: int, segment_id: int, data: SegmentUpdate,
                              request: Request, session: SessionDep, user: Researcher,
-                             ) -> crud.SegmentCorrection:
+                             ) -> transcripts.SegmentCorrection:
     """Correct a segment, checking that it belongs to the given recording."""
     get_recording(session, user, recording_id)
     segment = session.get(Segment, segment_id)
@@ -170,12 +156,12 @@ def update_recording_segment(recording_id: int, segment_id: int, data: SegmentUp
     return _correct(request, session, user, segment_id, data)
 
 
-@router.get("/segments/{segment_id}/revisions", response_model=Page[crud.RevisionPublic])
+@router.get("/segments/{segment_id}/revisions", response_model=Page[transcripts.RevisionPublic])
 def list_revisions(segment_id: int, session: SessionDep, user: AnyUser, limit: Limit = 100,
-                   offset: Offset = 0) -> Page[crud.RevisionPublic]:
+                   offset: Offset = 0) -> Page[transcripts.RevisionPublic]:
     """List a segment's revisions (who, when, before, after), newest first."""
     segment = _visible_segment(session, user, segment_id)
-    rows, count = crud.list_revisions(session, segment=segment, user=user, limit=limit,
+    rows, count = corrections.list_revisions(session, segment=segment, user=user, limit=limit,
                                       offset=offset)
     return Page(data=rows, count=count)
 
@@ -217,7 +203,7 @@ async def _read_capped(request: Request, limit: int) -> bytes:
 
 
 @router.post("/recordings/{recording_id}/transcript", status_code=status.HTTP_201_CREATED,
-             response_model=crud.TranscriptView, openapi_extra=IMPORT_BODY,
+             response_model=transcripts.TranscriptView, openapi_extra=IMPORT_BODY,
              responses={400: {"description": "Invalid transcript; the detail names the line."},
                         413: {"description": "Over 20 MiB."},
                         415: {"description": "Not SRT, WebVTT or Sourcebook JSON."}})
@@ -229,7 +215,7 @@ async def import_transcript(
                                  description="zh, en …; default: the file's or the recording's"),
     source: str = Query("", max_length=200,
                         description="Where the transcript came from (stored as the model)"),
-) -> crud.TranscriptView:
+) -> transcripts.TranscriptView:
     """Import a published transcript (SRT, WebVTT or Sourcebook JSON) as a new version."""
     # SOURCEBOOK_MAX_IMPORT_MB (default 20 MiB; a 20-hour SRT is about 3 MB).
     data = await _read_capped(request, request.app.state.settings.max_import_bytes)
@@ -239,7 +225,7 @@ async def import_transcript(
 
 def _import(request: Request, user: User, recording_id: int, data: bytes,
             content_type: str | None, language: str | None, source: str,
-            ) -> crud.TranscriptView:
+            ) -> transcripts.TranscriptView:
     with Session(request.app.state.engine, expire_on_commit=False) as session:
         recording = get_recording(session, user, recording_id)
         known = set(crud.speaker_names(session, recording_id))
@@ -249,7 +235,7 @@ def _import(request: Request, user: User, recording_id: int, data: bytes,
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
         except importers.UnknownFormat as exc:
             raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
-        transcript = crud.import_version(
+        transcript = transcript_files.import_version(
             session, recording_id=recording_id, parsed=parsed,
             language=language or parsed.language or recording.language or "",
             model=source or f"{parsed.format} import", actor=user,
@@ -289,11 +275,8 @@ def export_transcript(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"Unknown export format {format!r}; use one of: "
                             f"{', '.join(FORMATS)}.")
-    try:
-        result = crud.export(session, recording=recording, fmt=fmt, version=version,
-                             actor=user, redact=is_redacted_for(user))
-    except crud.NoTranscript as exc:
-        raise _missing_transcript(exc) from None
+    result = transcript_files.export(session, recording=recording, fmt=fmt, version=version,
+                         actor=user, redact=is_redacted_for(user))
     disposition = (f'attachment; filename="{result.ascii_filename}"; '
                    f"filename*=UTF-8''{quote(result.filename)}")
     return Response(content=result.content, media_type=result.media_type,

@@ -5,10 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, status
 
 from service import auth
-from service.access import not_found
-from service.api.deps import Admin, AnyUser
+from service.api.deps import Admin, AnyUser, SessionDep
 from service.crud import audit
-from service.db import SessionDep
+from service.errors import not_found
 from service.models.base import Page
 from service.models.users import (
     TokenCreate,
@@ -54,13 +53,10 @@ def create_user(
     data: UserCreate, request: Request, session: SessionDep, user: Admin
 ) -> UserCreated:
     """Create a user; the token is in this response only."""
-    try:
-        new, token = auth.create_user(
-            session, key=request.app.state.token_key, name=data.name, role=data.role,
-            ttl=request.app.state.settings.token_ttl,
-        )
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    new, token = auth.create_user(
+        session, key=request.app.state.token_key, name=data.name, role=data.role,
+        ttl=request.app.state.settings.token_ttl,
+    )
     audit.record(session, actor=user, action="create", object_type="user", object_id=new.id,
                  summary=f"role {new.role.value}")
     session.commit()
@@ -81,11 +77,8 @@ def update_user(user_id: int, data: UserUpdate, request: Request, session: Sessi
     """Change a user's role, or disable (enable) the account: a disabled user's tokens
     give 401 until it is enabled again."""
     target = _user(session, user_id)
-    try:
-        changes = auth.update_account(session, user=target, role=data.role,
-                                      disabled=data.disabled)
-    except auth.LastAdmin as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    changes = auth.update_account(session, user=target, role=data.role,
+                                  disabled=data.disabled)
     if changes:
         audit.record(session, actor=user, action="update", object_type="user",
                      object_id=user_id, summary="; ".join(changes))

@@ -18,7 +18,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from pipelines.text import cjk_spaced, normalise_for_match
-from service.crud.transcripts import retime_words
+from service.crud.corrections import retime_words
 from service.models.transcripts import Revision, Segment, Transcript
 
 #: Seconds a segment edge may move between versions and still be "the same span".

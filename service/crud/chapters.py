@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from pipelines.escaping import md_text
-from service import citations, outline
 from service.access import can_see_recording, recording_filter
 from service.crud import audit
+from service.errors import Invalid
+from service.manuscript import outline
 from service.models.base import utcnow
 from service.models.chapters import (
     Chapter,
@@ -30,7 +30,7 @@ from service.models.recordings import Recording
 from service.models.users import User
 
 
-class ChapterProblem(ValueError):
+class ChapterProblem(Invalid):
     """A tree change that would break the tree (a cycle, an unknown parent)."""
 
 
@@ -46,14 +46,33 @@ def _children(rows: list[Chapter]) -> dict[int | None, list[Chapter]]:
 
 
 def subtree_ids(session: Session, chapter_id: int) -> list[int]:
-    """The chapter and every node below it."""
+    """The chapter and every node below it (a part covers its chapters and sections)."""
     kids = _children(all_chapters(session))
     out, todo = [], [chapter_id]
+    seen: set[int] = set()
     while todo:
         cid = todo.pop()
+        if cid in seen:  # only a tree edited by hand could loop; never walk it twice
+            continue
+        seen.add(cid)
         out.append(cid)
         todo.extend(c.id for c in kids.get(cid, []) if c.id is not None)
     return out
+
+
+def reading_order(session: Session) -> list[int]:
+    """Every chapter id in reading order (depth first by position), for stable reports."""
+    kids = _children(all_chapters(session))
+    order: list[int] = []
+
+    def walk(parent: int | None) -> None:
+        for c in kids.get(parent, []):
+            assert c.id is not None
+            order.append(c.id)
+            walk(c.id)
+
+    walk(None)
+    return order
 
 
 def _countable(user: User | None) -> Any:
@@ -334,51 +353,3 @@ def chapters_using(session: Session, *, user: User, recording_id: int | None = N
         if link.usage.value not in use.usages:
             use.usages.append(link.usage.value)
     return sorted(uses.values(), key=lambda u: u.chapter_id)
-
-
-def sources_markdown(session: Session, *, chapter: Chapter, user: User) -> str:
-    """A Markdown bibliography of every interview the chapter and its sections quote."""
-    from service.crud.quotes import source_of, withheld_ids
-
-    ids = subtree_ids(session, chapter.id or 0)
-    rows = session.exec(
-        select(Quote).where(col(Quote.id).in_(
-            select(ChapterQuote.quote_id).where(col(ChapterQuote.chapter_id).in_(ids))))
-        .order_by(col(Quote.id))
-    ).all()
-    by_recording: dict[int, list[Quote]] = defaultdict(list)
-    erased = 0
-    for q in rows:
-        if q.recording_id is None:
-            erased += 1
-        else:
-            by_recording[q.recording_id].append(q)
-    entries: list[tuple[str, str]] = []
-    withheld = 0
-    for rid, quotes in by_recording.items():
-        recording = session.get(Recording, rid)
-        if recording is None or not can_see_recording(user, recording):
-            # Left out without a word: a count would tell that such quotes exist.
-            continue
-        hidden = withheld_ids(session, quotes, user)
-        withheld += len(hidden)
-        # One entry per interviewee of the recording, as cited (a panel has several).
-        per_person: dict[int | None, list[Quote]] = defaultdict(list)
-        for q in quotes:
-            if q.id not in hidden:
-                per_person[q.person_id].append(q)
-        for group in per_person.values():
-            src = source_of(session, group[0])
-            entry = citations.bibliography_entry(src, [q.start for q in group])
-            entries.append((entry.lower(), entry))
-    lines = [f"# Sources: {md_text(label(chapter))}", ""]
-    if entries:
-        lines += [e for _, e in sorted(entries)]
-    else:
-        lines.append("No interviews are quoted in this chapter yet.")
-    if erased:
-        lines += ["", f"{erased} quote(s) come from recordings that were deleted."]
-    if withheld:
-        lines += ["", f"{withheld} quote(s) lie in passages withheld from you and are left "
-                      "out; an editor sees them."]
-    return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from service.crud import audit
+from service.errors import Conflict
 from service.models.base import utcnow
 from service.models.jobs import Job, JobOptions, JobState
 from service.models.recordings import Recording, RecordingStatus
@@ -14,7 +15,7 @@ from service.models.users import User
 ACTIVE = (JobState.queued, JobState.running)
 
 
-class JobConflict(Exception):
+class JobConflict(Conflict):
     """The request clashes with the job's state (e.g. a run is already active)."""
 
 

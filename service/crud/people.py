@@ -6,8 +6,11 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from service.crud import audit
+from service.errors import Conflict
 from service.models.base import utcnow
+from service.models.consent import ConsentAgreement
 from service.models.people import Person, PersonCreate, PersonUpdate
+from service.models.quotes import Quote
 from service.models.users import User
 
 
@@ -50,14 +53,11 @@ def update_person(session: Session, *, person: Person, data: PersonUpdate, actor
     return person
 
 
-class PersonInUse(Exception):
+class PersonInUse(Conflict):
     """The person has consent records or quotes that a plain delete would destroy."""
 
 
 def delete_person(session: Session, *, person: Person, actor: User) -> None:
-    from service.models.consent import ConsentAgreement
-    from service.models.quotes import Quote
-
     consents = session.exec(
         select(func.count()).where(ConsentAgreement.person_id == person.id)
     ).one()

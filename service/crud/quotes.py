@@ -24,15 +24,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import status
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from pipelines.text import join_tokens, needs_space_between, normalise_for_match
 from service import citations
-from service.access import can_see_recording
+from service.access import can_see_recording, recording_filter
 from service.crud import audit
+from service.crud.chapters import subtree_ids
+from service.crud.sources import source_of
 from service.crud.transcripts import NoTranscript, get_transcript, speaker_names
+from service.errors import Conflict, Forbidden, Invalid, NotFound
 from service.models.base import utcnow
 from service.models.chapters import Chapter
 from service.models.people import Person
@@ -45,7 +47,7 @@ from service.models.quotes import (
     QuotePublic,
     QuoteUpdate,
 )
-from service.models.recordings import Participant, ParticipantRole, Recording
+from service.models.recordings import Recording
 from service.models.transcripts import Segment, Transcript
 from service.models.users import User
 from service.visibility import (
@@ -59,15 +61,6 @@ from service.visibility import (
 #: Seconds of slack past the end of the media: ASR end times can overshoot a little.
 DURATION_SLACK = 0.5
 _EPS = 1e-6
-
-
-class QuoteProblem(Exception):
-    """A request the quote rules refuse; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -168,27 +161,23 @@ def _span_from_segments(session: Session, user: User, ids: list[int]
     found = {s.id: s for s in rows if s.recording_id in visible}
     missing = [i for i in ids if i not in found]
     if missing:
-        raise QuoteProblem(status.HTTP_404_NOT_FOUND,
-                           f"No segment with id {missing[0]} (or you may not see it).")
+        raise NotFound(f"No segment with id {missing[0]} (or you may not see it).")
     recordings = {s.recording_id for s in rows}
     recording = session.get(Recording, next(iter(recordings)))
     assert recording is not None
     if len(recordings) > 1:
-        raise QuoteProblem(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                           "The segments belong to different recordings; a quote comes from "
-                           "one recording.")
+        raise Invalid("The segments belong to different recordings; a quote comes from "
+                      "one recording.")
     transcript = _current(session, recording)
     stale = [s.id for s in rows if s.transcript_id != transcript.id]
     if stale:
-        raise QuoteProblem(status.HTTP_409_CONFLICT,
-                           f"Segment {stale[0]} is from an older transcript version; the current "
-                           f"version is {transcript.version}. Reload the transcript and pick "
-                           "segments from it.")
+        raise Conflict(f"Segment {stale[0]} is from an older transcript version; the current "
+                       f"version is {transcript.version}. Reload the transcript and pick "
+                       "segments from it.")
     ordered = sorted(rows, key=lambda s: s.idx)
     if ordered[-1].idx - ordered[0].idx + 1 != len(ordered):
-        raise QuoteProblem(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                           "The segments are not adjacent; a quote is one continuous span. "
-                           "Make one quote per passage.")
+        raise Invalid("The segments are not adjacent; a quote is one continuous span. "
+                      "Make one quote per passage.")
     return recording, transcript, ordered[0].start, ordered[-1].end
 
 
@@ -197,8 +186,7 @@ def _current(session: Session, recording: Recording) -> Transcript:
     try:
         return get_transcript(session, recording_id=recording.id)
     except NoTranscript as exc:
-        raise QuoteProblem(status.HTTP_409_CONFLICT,
-                           f"{exc} A quote needs a transcript to take its words from.") from None
+        raise Conflict(f"{exc} A quote needs a transcript to take its words from.") from None
 
 
 def create_quote(session: Session, *, data: QuoteCreate, actor: User) -> Quote:
@@ -207,45 +195,37 @@ def create_quote(session: Session, *, data: QuoteCreate, actor: User) -> Quote:
         recording, transcript, start, end = _span_from_segments(
             session, actor, sorted(set(data.segment_ids)))
     elif data.segment_ids:
-        raise QuoteProblem(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                           "Give either {recording_id, start, end} or {segment_ids}, not both.")
+        raise Invalid("Give either {recording_id, start, end} or {segment_ids}, not both.")
     else:
         if data.recording_id is None or data.start is None or data.end is None:
-            raise QuoteProblem(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                               "Give {recording_id, start, end} (seconds) or {segment_ids: [...]}.")
+            raise Invalid("Give {recording_id, start, end} (seconds) or {segment_ids: [...]}.")
         found = session.get(Recording, data.recording_id)
         if found is None or not can_see_recording(actor, found):
-            raise QuoteProblem(status.HTTP_404_NOT_FOUND,
-                               f"No recording with id {data.recording_id} (or you may not see "
-                               "it). It may have been deleted.")
+            raise NotFound(f"No recording with id {data.recording_id} (or you may not see "
+                           "it). It may have been deleted.")
         recording = found
         start, end = data.start, data.end
         if start >= end:
-            raise QuoteProblem(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                               f"start ({start:g} s) must be before end ({end:g} s).")
+            raise Invalid(f"start ({start:g} s) must be before end ({end:g} s).")
         if end > recording.duration + DURATION_SLACK:
-            raise QuoteProblem(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                               f"The span {start:g}–{end:g} s lies outside the recording, which "
-                               f"is {recording.duration:.1f} s long.")
+            raise Invalid(f"The span {start:g}–{end:g} s lies outside the recording, which "
+                          f"is {recording.duration:.1f} s long.")
         transcript = _current(session, recording)
     assert recording.id is not None and transcript.id is not None
     ext = extract(session, transcript_id=transcript.id, start=start, end=end)
     if not ext.pieces:
-        raise QuoteProblem(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                           f"No transcribed speech between {start:g} s and {end:g} s in version "
-                           f"{transcript.version}; widen the span.")
+        raise Invalid(f"No transcribed speech between {start:g} s and {end:g} s in version "
+                      f"{transcript.version}; widen the span.")
     if is_redacted_for(actor) and _hidden_overlap(session, recording.id, ext.pieces):
-        raise QuoteProblem(status.HTTP_403_FORBIDDEN,
-                           "This span overlaps a passage withheld from authors (a restricted "
-                           "span, or speech its speaker agreed to off the record), which your "
-                           "role may not quote. Ask an editor.")
+        raise Forbidden("This span overlaps a passage withheld from authors (a restricted "
+                        "span, or speech its speaker agreed to off the record), which your "
+                        "role may not quote. Ask an editor.")
     speakers = ext.speakers
     if len(speakers) > 1 and not data.allow_multiple_speakers:
         change = next(p for p in ext.pieces if p.segment.speaker != speakers[0])
-        raise QuoteProblem(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                           f"The span crosses a speaker change ({speakers[0]} → "
-                           f"{change.segment.speaker} at {change.start:.1f} s). Quote each "
-                           "speaker separately, or set allow_multiple_speakers: true.")
+        raise Invalid(f"The span crosses a speaker change ({speakers[0]} → "
+                      f"{change.segment.speaker} at {change.start:.1f} s). Quote each "
+                      "speaker separately, or set allow_multiple_speakers: true.")
     names = speaker_names(session, recording.id)
     persons = {names.get(s, (None, None))[0] for s in speakers}
     _check_translator(data.translation, data.translator, None)
@@ -269,8 +249,7 @@ def create_quote(session: Session, *, data: QuoteCreate, actor: User) -> Quote:
 def _check_translator(translation: str | None, translator: str | None,
                       stored: str | None) -> None:
     if translation and not (translator or stored):
-        raise QuoteProblem(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                           "A translation needs the translator's name: add 'translator'.")
+        raise Invalid("A translation needs the translator's name: add 'translator'.")
 
 
 def get_quote(session: Session, *, user: User, quote_id: int) -> Quote:
@@ -281,8 +260,7 @@ def get_quote(session: Session, *, user: User, quote_id: int) -> Quote:
         if recording is None or not can_see_recording(user, recording):
             quote = None
     if quote is None:
-        raise QuoteProblem(status.HTTP_404_NOT_FOUND,
-                           f"No quote with id {quote_id} (or you may not see it).")
+        raise NotFound(f"No quote with id {quote_id} (or you may not see it).")
     return quote
 
 
@@ -291,18 +269,16 @@ def get_editable_quote(session: Session, *, user: User, quote_id: int) -> Quote:
     not withheld from them (else 403). Editing, deleting and unlinking all ask this."""
     quote = get_quote(session, user=user, quote_id=quote_id)
     if is_withheld(session, quote, user):
-        raise QuoteProblem(status.HTTP_403_FORBIDDEN,
-                           "This quote lies in a passage withheld from you, so you may not "
-                           "change, delete or unlink it; ask an editor.")
+        raise Forbidden("This quote lies in a passage withheld from you, so you may not "
+                        "change, delete or unlink it; ask an editor.")
     return quote
 
 
 def update_quote(session: Session, *, quote: Quote, data: QuoteUpdate, actor: User) -> Quote:
     changes = data.model_dump(exclude_unset=True)
     if quote.recording_id is None and changes:
-        raise QuoteProblem(status.HTTP_409_CONFLICT,
-                           "The recording of this quote was deleted; its text was erased and "
-                           "cannot be edited.")
+        raise Conflict("The recording of this quote was deleted; its text was erased and "
+                       "cannot be edited.")
     _check_translator(changes.get("translation"), changes.get("translator"), quote.translator)
     changed = sorted(k for k, v in changes.items() if getattr(quote, k) != v)
     for key in changed:
@@ -323,35 +299,10 @@ def delete_quote(session: Session, *, quote: Quote, actor: User) -> None:
     session.commit()
 
 
-def source_of(session: Session, quote: Quote) -> citations.Source:
-    """The facts a citation is made of, read now (names may have been corrected)."""
-    recording = session.get(Recording, quote.recording_id) if quote.recording_id else None
-    speaker = None
-    if quote.person_id is not None:
-        person = session.get(Person, quote.person_id)
-        speaker = person.name if person else None
-    if recording is None:
-        return citations.Source(speaker=speaker, start=quote.start)
-    interviewers = session.exec(
-        select(Person.name)
-        .join(Participant, col(Participant.person_id) == col(Person.id))
-        .where(Participant.recording_id == recording.id,
-               col(Participant.role).in_([ParticipantRole.interviewer, ParticipantRole.host]))
-        .order_by(col(Participant.id))
-    ).all()
-    return citations.Source(
-        speaker=speaker, interviewers=list(dict.fromkeys(interviewers)),
-        location=recording.location,
-        recorded_on=recording.recorded_at.date() if recording.recorded_at else None,
-        title=recording.title, start=quote.start, recording_id=recording.id,
-    )
-
-
 def citation(session: Session, *, quote: Quote, style: citations.Style, actor: User) -> str:
     """A citation string; each request is audited (issue 6: who cited what, when)."""
     if quote.recording_id is None:
-        raise QuoteProblem(status.HTTP_409_CONFLICT,
-                           "The recording of this quote was deleted; it can no longer be cited.")
+        raise Conflict("The recording of this quote was deleted; it can no longer be cited.")
     text = citations.cite(source_of(session, quote), style)
     audit.record(session, actor=actor, action="citation", object_type="quote",
                  object_id=quote.id, summary=f"style {style}")
@@ -458,8 +409,6 @@ def list_quotes(session: Session, *, user: User, person_id: int | None = None,
                 recording_id: int | None = None, chapter_id: int | None = None,
                 limit: int = 100, offset: int = 0) -> tuple[list[Quote], int]:
     """Quotes the caller may see; ``chapter_id`` includes the chapter's sub-sections."""
-    from service.access import recording_filter
-
     query = select(Quote).outerjoin(Recording, col(Recording.id) == col(Quote.recording_id))
     query = query.where((col(Quote.recording_id).is_(None)) | recording_filter(user))
     if person_id is not None:
@@ -467,8 +416,6 @@ def list_quotes(session: Session, *, user: User, person_id: int | None = None,
     if recording_id is not None:
         query = query.where(Quote.recording_id == recording_id)
     if chapter_id is not None:
-        from service.crud.chapters import subtree_ids
-
         ids = subtree_ids(session, chapter_id)
         query = query.where(col(Quote.id).in_(
             select(ChapterQuote.quote_id).where(col(ChapterQuote.chapter_id).in_(ids))))

@@ -11,6 +11,7 @@ from sqlalchemy import exists, func, update
 from sqlmodel import Session, col, select
 
 from service.crud import audit
+from service.errors import Invalid
 from service.filemodes import private_dir
 from service.models.base import utcnow
 from service.models.jobs import Job, JobOptions
@@ -28,13 +29,12 @@ from service.models.recordings import (
     SpeakerPublic,
 )
 from service.models.users import User
-from service.storage import Storage, extension_for
-from service.upload import ReceivedUpload
+from service.storage import ReceivedUpload, Storage, extension_for
 
 ERASED = "[recording deleted]"
 
 
-class UnknownPeople(ValueError):
+class UnknownPeople(Invalid):
     """Participants name people that do not exist."""
 
 

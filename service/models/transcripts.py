@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,6 +12,7 @@ from sqlmodel import Field, SQLModel
 
 from pipelines.types import Timing
 from service.models.base import NEVER_REUSE_IDS, json_column, ts_column, utcnow
+from service.models.consent import RestrictionLevel
 
 
 class Transcript(SQLModel, table=True):
@@ -142,3 +143,48 @@ class TranscriptPublic(SQLModel):
     #: and those that could not be, each with the reason.
     carried: int = 0
     conflicts: list[CarryConflict] = Field(default_factory=list)
+
+
+class SegmentView(SegmentPublic):
+    """A segment as one user may read it (API.md's fields plus the restriction mark)."""
+
+    #: The strictest restriction or withholding agreement over the segment, for every
+    #: role; for authors a withheld segment also has text "[restricted]" and no words.
+    restricted: RestrictionLevel | None = None
+    #: When the restriction marked lifts (an embargo's "closed until"), if it does.
+    restricted_until: date | None = None
+
+
+class TranscriptView(TranscriptPublic):
+    segments: list[SegmentView]  # type: ignore[assignment]
+    #: Versions of this recording that hold corrections, so that a newer machine version
+    #: never hides the fact that an older one was corrected.
+    corrected_versions: list[int] = Field(default_factory=list)
+    #: After an import: the job that times the cues' words against the audio.
+    align_job_id: int | None = None
+
+
+class SegmentCorrection(SegmentView):
+    """A corrected segment with where it sits and what the correction recorded."""
+
+    recording_id: int
+    transcript_id: int
+    version: int
+    latest_version: int
+    revision_id: int | None = None
+    warning: str | None = None
+    #: The job that times the corrected words against the audio (GET /jobs/{id});
+    #: until it finishes, ``words_timed`` is "estimated".
+    align_job_id: int | None = None
+
+
+class RevisionPublic(SQLModel):
+    id: int
+    segment_id: int
+    user_id: int | None
+    user: str | None
+    created_at: datetime
+    before_text: str
+    after_text: str
+    before_speaker: str
+    after_speaker: str

@@ -11,14 +11,15 @@ from fastapi.responses import HTMLResponse
 from sqlmodel import Session, col, select
 
 from service import search as engine
-from service.access import get_recording, not_found, recording_filter
-from service.api.deps import AnyUser, Author, Editor, Offset
+from service.access import get_recording, recording_filter
+from service.api.deps import AnyUser, Author, Editor, Offset, SessionDep
+from service.clearance import facts
 from service.crud import chapters as chapter_crud
 from service.crud import consent as consent_crud
 from service.crud import people as people_crud
 from service.crud import quotes as quote_crud
 from service.crud import recordings as rec_crud
-from service.db import SessionDep
+from service.errors import NotFound, not_found
 from service.models.chapters import ChapterNode
 from service.models.consent import (
     Attribution,
@@ -174,8 +175,8 @@ def consent_page(request: Request, session: SessionDep, user: Editor,
                         consent_crud.list_restrictions(session, recording_id=recording_id)]
     day = as_of or date.today()
     try:
-        report = consent_crud.clearance_view(session, as_of=day, chapter_id=chapter_id)
-    except consent_crud.ConsentError as exc:
+        report = facts.clearance_view(session, as_of=day, chapter_id=chapter_id)
+    except NotFound as exc:
         raise not_found("chapter", chapter_id or 0) from exc
     impact_rows = None
     impact_agreement = None

@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
+from service.api.errors import status_of
 from service.auth import (
     AUTHORING,
     EDITORIAL,
@@ -21,6 +22,7 @@ from service.auth import (
     STAFF,
     csrf_token,
 )
+from service.errors import SourcebookError
 from service.models.users import User
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -83,15 +85,21 @@ class PageRoute(APIRoute):
             try:
                 return await handler(request)
             except HTTPException as exc:
-                if exc.status_code == 401:
-                    return login_redirect(request)
-                return templates.TemplateResponse(
-                    request, "error.html",
-                    {"status": exc.status_code, "detail": str(exc.detail), "user": None,
-                     "csrf": ""},
-                    status_code=exc.status_code)
+                return refusal_page(request, exc.status_code, str(exc.detail))
+            except SourcebookError as exc:
+                return refusal_page(request, status_of(exc), str(exc))
 
         return page_handler
+
+
+def refusal_page(request: Request, status_code: int, detail: str) -> Response:
+    """A refused request as a page: 401 signs in, anything else explains in HTML."""
+    if status_code == 401:
+        return login_redirect(request)
+    return templates.TemplateResponse(
+        request, "error.html",
+        {"status": status_code, "detail": detail, "user": None, "csrf": ""},
+        status_code=status_code)
 
 
 def render(request: Request, user: User, name: str, context: dict[str, Any],

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import col
 
 from service.access import get_recording, recording_filter
-from service.api.deps import AnyUser, Offset, Staff
+from service.api.deps import AnyUser, Offset, SessionDep, Staff
 from service.auth import (
     RESEARCH,
     SESSION_COOKIE,
@@ -21,11 +21,12 @@ from service.auth import (
     end_web_session,
     start_web_session,
 )
+from service.crud import corrections
 from service.crud import jobs as job_crud
 from service.crud import people as people_crud
 from service.crud import recordings as rec_crud
 from service.crud import transcripts as tr_crud
-from service.db import SessionDep
+from service.models import transcripts
 from service.models.jobs import JobState
 from service.models.recordings import ParticipantRole, Recording, RecordingSource
 from service.models.transcripts import Segment
@@ -154,14 +155,14 @@ def transcript_page(request: Request, recording_id: int, session: SessionDep, us
                                             version=version), user=user)
     except tr_crud.NoTranscript:
         transcript = None
-    revisions: dict[int, list[tr_crud.RevisionPublic]] = {}
+    revisions: dict[int, list[transcripts.RevisionPublic]] = {}
     lanes: list[views.Lane] = []
     if transcript is not None:
         edited = [s.id for s in transcript.segments if s.edited]
         for sid in edited:
             segment = session.get(Segment, sid)
             assert segment is not None
-            revisions[sid] = tr_crud.list_revisions(session, segment=segment, user=user,
+            revisions[sid] = corrections.list_revisions(session, segment=segment, user=user,
                                                     limit=20)[0]
         names = {s.label: s.name or "" for s in transcript.speakers}
         lanes = views.timeline([(s.speaker, s.start, s.end) for s in transcript.segments],

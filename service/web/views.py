@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from service import clearance as rules
+from service.clearance import rules
 from service.models.consent import ConsentAgreement
 from service.models.recordings import RecordingPublic
 

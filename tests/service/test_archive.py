@@ -20,8 +20,8 @@ from service.models.people import Person
 from service.models.quotes import Quote
 from service.models.recordings import Speaker
 from service.models.transcripts import Segment
+from tests import factories as book
 from tests.conftest import POSTGRES_URL, SECRET
-from tests.service import factories_consent as book
 from tests.service.test_fsck import add_consent_document, add_normalised, flip_byte, run_ops
 
 RESTORE_URL = os.environ.get("SOURCEBOOK_TEST_POSTGRES_RESTORE_URL",
@@ -266,7 +266,7 @@ def test_a_tampered_bag_is_refused_and_nothing_is_imported(api: Any, tmp_path: P
 
 
 def test_import_refuses_a_database_that_is_not_empty(api: Any, tmp_path: Path) -> None:
-    book.create_person(api, "唐杰", organisation="智谱")
+    book.person(api, "唐杰", organisation="智谱")
     bag = tmp_path / "bag"
     assert run_ops(api, "export-archive", str(bag)).returncode == 0
     out = run_ops(api, "import-archive", str(bag))
@@ -295,7 +295,7 @@ def test_a_restore_never_gives_out_an_id_the_audit_log_names(api: Any, tmp_path:
     """The newest quote, person and chapter are deleted before the export: the restored
     rows stop below their ids, but the restored audit log still names them."""
     populate(api, tmp_path)
-    person = book.create_person(api, "删掉的人")
+    person = book.person(api, "删掉的人")
     chapter = api.client.post("/api/v1/chapters", json={"kind": "chapter", "title": "删掉的章"},
                               headers=api.headers("author")).json()["id"]
     with Session(api.engine) as session:

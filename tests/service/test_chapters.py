@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from service.outline import OutlineError, cn_number, parse
-from tests.service.factories_chapters import SEED_BOOK, seeded_quote
+from service.manuscript.outline import OutlineError, cn_number, parse
+from tests.factories import SEED_BOOK, seeded_quote
 
 MD = {"Content-Type": "text/markdown; charset=utf-8"}
 

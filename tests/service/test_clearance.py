@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from service.clearance import (
+from service.clearance.rules import (
     AgreementFacts,
     ApprovalFacts,
     Code,

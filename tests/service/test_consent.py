@@ -24,8 +24,8 @@ from service.models.people import Person
 from service.models.quotes import Quote
 from service.models.recordings import Speaker
 from service.models.transcripts import Revision, Segment
+from tests import factories as f
 from tests.factories import add_transcript
-from tests.service import factories_consent as f
 
 AS_OF = "2026-06-01"
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -56,7 +56,7 @@ def stored_files(api: Any) -> list[str]:
 @pytest.fixture
 def objects(api, tmp_path: Path) -> dict[str, int]:
     ids: dict[str, int] = {}
-    ids["person"] = f.create_person(api, "闫俊杰")
+    ids["person"] = f.person(api, "闫俊杰")
     ids["rec"] = f.create_recording(api, tmp_path, "罗永浩对谈闫俊杰",
                                     [(ids["person"], "interviewee")])
     add_transcript(api, ids["rec"], [(0.0, 5.0, "SPEAKER_00", f.YAN_TALENT)])
@@ -66,7 +66,7 @@ def objects(api, tmp_path: Path) -> dict[str, int]:
                                speaker="SPEAKER_00", verbatim=f.YAN_TALENT)
     f.link(api, ids["chapter"], ids["quote"])
     ids["consent"] = f.consent(api, person_id=ids["person"])["id"]
-    ids["restriction"] = f.restrict(api, ids["rec"], 1.0, 2.0, "background")["id"]
+    ids["restriction"] = f.restrict_via_api(api, ids["rec"], 1.0, 2.0, "background")["id"]
     return ids
 
 
@@ -141,7 +141,7 @@ def test_no_token_gives_401_everywhere(api, objects: dict[str, int]) -> None:
 # --- agreements -----------------------------------------------------------------------
 
 def test_consent_create_read_update_and_audit(api, tmp_path: Path) -> None:
-    person = f.create_person(api, "闫俊杰")
+    person = f.person(api, "闫俊杰")
     rec = f.create_recording(api, tmp_path, "访谈", [(person, "interviewee")])
     general = f.consent(api, person_id=person, attribution="background",
                         descriptor="MiniMax 创始人", embargo_until="2026-03-01",
@@ -188,7 +188,7 @@ def test_consent_create_read_update_and_audit(api, tmp_path: Path) -> None:
                          [(PDF, "application/pdf"), (PNG, "image/png"), (JPEG, "image/jpeg")])
 def test_document_is_checked_by_content_and_stored_with_sha256(api, data: bytes,
                                                                 media_type: str) -> None:
-    person = f.create_person(api, "李明远")
+    person = f.person(api, "李明远")
     c = f.consent(api, person_id=person)
     # The name says .txt: only the bytes count.
     r = api.client.post(f"/api/v1/consents/{c['id']}/document", headers=h(api),
@@ -209,7 +209,7 @@ def test_document_is_checked_by_content_and_stored_with_sha256(api, data: bytes,
 
 
 def test_replacing_a_document_deletes_the_old_file(api) -> None:
-    c = f.consent(api, person_id=f.create_person(api, "罗永浩"))
+    c = f.consent(api, person_id=f.person(api, "罗永浩"))
     url = f"/api/v1/consents/{c['id']}/document"
     assert api.client.post(url, headers=h(api), files={"file": ("a.pdf", PDF)}).status_code == 200
     first = stored_files(api)
@@ -226,7 +226,7 @@ def test_replacing_a_document_deletes_the_old_file(api) -> None:
     ({"other": ("release.pdf", PDF, "application/pdf")}, 400),
 ])
 def test_bad_documents_leave_nothing_behind(api, files: dict[str, Any], code: int) -> None:
-    c = f.consent(api, person_id=f.create_person(api, "李明远"))
+    c = f.consent(api, person_id=f.person(api, "李明远"))
     r = api.client.post(f"/api/v1/consents/{c['id']}/document", headers=h(api), files=files)
     assert r.status_code == code, r.text
     assert r.json()["detail"]
@@ -237,7 +237,7 @@ def test_bad_documents_leave_nothing_behind(api, files: dict[str, Any], code: in
 
 
 def test_document_size_cap_gives_413(api, monkeypatch: pytest.MonkeyPatch) -> None:
-    c = f.consent(api, person_id=f.create_person(api, "李明远"))
+    c = f.consent(api, person_id=f.person(api, "李明远"))
     url = f"/api/v1/consents/{c['id']}/document"
     # Over the real 20 MiB cap: refused from Content-Length before a byte is stored.
     big = PDF + bytes(consent_crud.MAX_DOCUMENT_BYTES)
@@ -251,7 +251,7 @@ def test_document_size_cap_gives_413(api, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_document_needs_multipart_and_an_existing_agreement(api) -> None:
-    c = f.consent(api, person_id=f.create_person(api, "李明远"))
+    c = f.consent(api, person_id=f.person(api, "李明远"))
     r = api.client.post(f"/api/v1/consents/{c['id']}/document", headers=h(api), content=PDF)
     assert r.status_code == 415
     r = api.client.post("/api/v1/consents/999999/document", headers=h(api),
@@ -325,8 +325,9 @@ def test_withdrawal_scope_follows_the_applicable_agreement(api, tmp_path: Path) 
 def test_restrictions_create_list_delete(api, tmp_path: Path) -> None:
     rec = f.create_recording(api, tmp_path, "早期投资人访谈")
     url = f"/api/v1/recordings/{rec}/restrictions"
-    a = f.restrict(api, rec, 60.0, 90.0, "off_record", reason="别写这段", imposed_by="李明远")
-    b = f.restrict(api, rec, 10.0, 20.0, "embargo", until="2026-09-01")
+    a = f.restrict_via_api(api, rec, 60.0, 90.0, "off_record", reason="别写这段",
+                           imposed_by="李明远")
+    b = f.restrict_via_api(api, rec, 10.0, 20.0, "embargo", until="2026-09-01")
     r = api.client.get(url, headers=h(api))
     assert [x["id"] for x in r.json()["data"]] == [b["id"], a["id"]]
     assert r.json()["data"][0]["until"] == "2026-09-01" and r.json()["count"] == 2

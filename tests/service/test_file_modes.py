@@ -62,7 +62,7 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 @pytest.mark.parametrize("mask", [0o022, 0o000], ids=["umask022", "umask000"])
 def test_everything_written_is_owner_only(tmp_path: Path, database_url: str, mask: int) -> None:
-    from service import tasks
+    from service.worker import tasks
     from tests.service.test_jobs import _context
 
     sqlite = database_url.startswith("sqlite")

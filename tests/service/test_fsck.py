@@ -14,8 +14,8 @@ from typing import Any
 from sqlmodel import Session
 
 from pipelines.audio import normalise
-from service import fsck
 from service.models.recordings import Recording
+from service.ops import fsck
 from service.storage import Storage, sha256_file
 from tests.conftest import DEFAULT_MODELS_DIR, REPO, SECRET
 from tests.factories import make_tone, person_payload, upload

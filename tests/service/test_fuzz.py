@@ -55,12 +55,12 @@ from service import auth
 from service.app import create_app
 from service.models.users import Role
 from tests.conftest import POSTGRES_URL, _truncate_postgres, make_settings
-from tests.service.factories_chapters import SEED_BOOK
-from tests.service.factories_consent import (
+from tests.factories import (
+    SEED_BOOK,
     add_quote,
-    create_person,
     create_recording,
     link,
+    person,
     small_book,
 )
 
@@ -238,7 +238,7 @@ def test_null_for_a_required_field_is_422_and_changes_nothing(
     """Update bodies may leave a NOT NULL field out, but a null used to reach the database."""
     role = "author" if kind == "chapters" else "researcher"
     if kind == "people":
-        oid = create_person(api, "闫俊杰", organisation="MiniMax")
+        oid = person(api, "闫俊杰", organisation="MiniMax")
     elif kind == "recordings":
         oid = create_recording(api, tmp_path, "罗永浩对谈闫俊杰")
     else:
@@ -263,7 +263,7 @@ def test_numbers_too_large_for_the_database_are_client_errors(api: Any) -> None:
     """Ids and offsets beyond 64 bits used to be an unhandled OverflowError on SQLite."""
     huge = 2**70
     h = api.headers("admin")
-    pid = create_person(api, "闫俊杰")
+    pid = person(api, "闫俊杰")
     for method, url, body in [
         ("GET", f"/api/v1/people/{huge}", None),
         ("POST", f"/api/v1/recordings/{huge}/transcribe", {}),
@@ -291,7 +291,7 @@ def test_documented_422_body_is_the_one_sent(api: Any) -> None:
     r = api.client.get("/api/v1/people?limit=0", headers=h)  # request validation
     assert r.status_code == 422 and isinstance(r.json()["detail"], str)
     assert r.json()["errors"][0]["loc"] == ["query", "limit"]
-    pid = create_person(api, "闫俊杰")
+    pid = person(api, "闫俊杰")
     r = api.client.patch(f"/api/v1/people/{pid}", json={"name": ""}, headers=h)
     assert r.status_code == 422 and isinstance(r.json()["detail"], str)
     r = api.client.get("/api/v1/search?q=", headers=h)  # an HTTPException(422) from a route
@@ -306,7 +306,7 @@ def test_deleting_a_chapter_with_quote_links_is_clean(api: Any, tmp_path: Path) 
     chapter = api.client.post("/api/v1/chapters", headers=h, json={
         "kind": "chapter", "number": "第四章", "title": "黄金搭档与第一张蓝图",
         "parent_id": part}).json()["id"]
-    yan = create_person(api, "闫俊杰")
+    yan = person(api, "闫俊杰")
     rec = create_recording(api, tmp_path, "罗永浩对谈闫俊杰", [(yan, "interviewee")])
     quote = add_quote(api, rec, 0.0, 6.0, person_id=yan, speaker="SPEAKER_00",
                       verbatim="首先钱要到位，但对最优秀的人来说，钱可能排在第二位。")

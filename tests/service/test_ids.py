@@ -16,8 +16,8 @@ from sqlmodel import Session, select
 from service import auth
 from service.models.consent import ConsentAgreement
 from service.models.users import ApiToken, Role, User
+from tests import factories as f
 from tests.factories import make_tone, upload
-from tests.service import factories_consent as f
 
 SRT = ("1\n00:00:00,000 --> 00:00:04,000\n我们很早就决定做长期主义。\n\n"
        "2\n00:00:04,000 --> 00:00:08,000\n第二句话。\n")
@@ -36,7 +36,7 @@ class Archive:
 
     def make(self) -> dict[str, Any]:
         api, self.n = self.api, self.n + 1
-        ids: dict[str, Any] = {"person": f.create_person(api, f"受访者{self.n}")}
+        ids: dict[str, Any] = {"person": f.person(api, f"受访者{self.n}")}
         tone = make_tone(self.tmp_path / f"ids-{self.n}.wav", seconds=8.0, freq=500 + self.n)
         created = _ok(upload(api, tone, {"title": f"访谈 {self.n}", "language": "zh"}))
         rid = ids["recording"] = created["recording"]["id"]

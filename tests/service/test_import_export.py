@@ -18,8 +18,7 @@ import pytest
 from pipelines.export import FORMATS, hms
 from service import importers
 from service.models.consent import RestrictionLevel
-from tests.factories import add_transcript
-from tests.service.factories_workbench import interview, new_recording, person, restrict
+from tests.factories import add_transcript, interview, new_recording, person, restrict
 
 SRT_TIMING = re.compile(r"^\d{2}:[0-5]\d:[0-5]\d,\d{3} --> \d{2}:[0-5]\d:[0-5]\d,\d{3}$")
 VTT_TIMING = re.compile(r"^\d{2}:[0-5]\d:[0-5]\d\.\d{3} --> \d{2}:[0-5]\d:[0-5]\d\.\d{3}$")

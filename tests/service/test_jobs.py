@@ -148,7 +148,7 @@ def test_cancel_a_queued_job(api, tmp_path: Path) -> None:
 
 def _context(api, **kw):
     from pipelines.runner import ModelCache
-    from service import tasks
+    from service.worker import tasks
 
     class Recorder:
         def __init__(self):
@@ -167,7 +167,7 @@ def _context(api, **kw):
 
 def test_transient_failure_is_retried_with_backoff(api, tmp_path: Path, monkeypatch) -> None:
     from pipelines import runner
-    from service import tasks
+    from service.worker import tasks
 
     body = upload(api, make_tone(tmp_path / "a.wav")).json()
     jid = body["job"]["id"]
@@ -189,7 +189,7 @@ def test_transient_failure_is_retried_with_backoff(api, tmp_path: Path, monkeypa
 
 
 def test_model_missing_is_not_retried_and_names_the_fix(api, tmp_path: Path) -> None:
-    from service import tasks
+    from service.worker import tasks
 
     body = upload(api, PYANNOTE_SAMPLE).json()
     api.settings.whisper_model = str(tmp_path / "no-such-model")
@@ -203,7 +203,7 @@ def test_model_missing_is_not_retried_and_names_the_fix(api, tmp_path: Path) -> 
 
 
 def test_a_job_delivered_twice_runs_once(api) -> None:
-    from service import tasks
+    from service.worker import tasks
 
     api.settings.whisper_model = "tiny.en"
     body = upload(api, PYANNOTE_SAMPLE).json()
@@ -226,7 +226,7 @@ def _transcribe(api, ctx, rid: int):
 
 def test_store_is_idempotent_per_job(api) -> None:
     """A run stores once; storing again (a duplicate delivery's late store) changes nothing."""
-    from service import tasks
+    from service.worker import tasks
 
     body = upload(api, PYANNOTE_SAMPLE).json()
     jid, rid = body["job"]["id"], body["recording"]["id"]
@@ -248,9 +248,9 @@ def test_a_run_that_lost_its_job_writes_nothing(api) -> None:
     stands alone."""
     from datetime import timedelta
 
-    from service import tasks
     from service.models.base import utcnow
     from service.models.jobs import JobState
+    from service.worker import tasks
 
     body = upload(api, PYANNOTE_SAMPLE).json()
     jid, rid = body["job"]["id"], body["recording"]["id"]
@@ -303,7 +303,7 @@ def test_a_store_waits_out_a_database_outage(api, monkeypatch) -> None:
     up and the error propagates."""
     import sqlalchemy as sa
 
-    from service import tasks
+    from service.worker import tasks
 
     body = upload(api, PYANNOTE_SAMPLE).json()
     jid, rid = body["job"]["id"], body["recording"]["id"]
@@ -338,8 +338,8 @@ def test_a_store_waits_out_a_database_outage(api, monkeypatch) -> None:
 def test_recover_requeues_stale_and_lost_jobs(api, tmp_path: Path) -> None:
     from datetime import timedelta
 
-    from service import tasks
     from service.models.base import utcnow
+    from service.worker import tasks
 
     a = upload(api, make_tone(tmp_path / "a.wav", freq=300)).json()["job"]["id"]
     b = upload(api, make_tone(tmp_path / "b.wav", freq=600)).json()["job"]["id"]
@@ -365,7 +365,7 @@ def test_pipeline_errors_are_pipeline_errors() -> None:
 def test_progress_never_moves_back(api) -> None:
     """The heartbeat thread and a stage change both flush; one that read the progress
     earlier may commit later. The stored progress (and its stage) must not go back."""
-    from service import tasks
+    from service.worker import tasks
 
     body = upload(api, PYANNOTE_SAMPLE).json()
     jid = body["job"]["id"]

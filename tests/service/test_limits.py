@@ -18,13 +18,12 @@ from typing import Any
 import pytest
 from sqlmodel import Session, func, select
 
-from service.limits import IMPORT_ROUTES, UPLOAD_ROUTES
+from service.api.limits import IMPORT_ROUTES, UPLOAD_ROUTES
+from service.api.upload import MAX_FIELD_BYTES
 from service.models.people import Person
 from service.models.recordings import Recording, RecordingMeta
-from service.upload import MAX_FIELD_BYTES
 from tests.conftest import Api
-from tests.factories import make_tone, person_payload, upload
-from tests.service.factories_consent import create_person
+from tests.factories import make_tone, person, person_payload, upload
 
 CHUNK = 64 * 1024
 
@@ -244,9 +243,9 @@ def test_a_huge_part_header_is_refused(api: Api) -> None:
 
 
 def test_the_consent_document_accepts_only_its_file(api: Api) -> None:
-    person = create_person(api, "签署人")
+    signer = person(api, "签署人")
     consent = api.client.post("/api/v1/consents", headers=api.headers("editor"), json={
-        "person_id": person, "status": "granted", "form": "signed",
+        "person_id": signer, "status": "granted", "form": "signed",
         "attribution": "on_record", "approval_required": False}).json()["id"]
 
     def body() -> Iterator[bytes]:

@@ -154,8 +154,8 @@ def test_a_playlist_stored_before_the_fix_fails_its_job_without_reading(
         api, tmp_path, victim) -> None:
     """The worker applies the same rule: an original already on disk that is a playlist
     (uploaded before this fix) fails at normalise, and no audio is made from the target."""
-    from service import tasks
     from service.models.jobs import Job
+    from service.worker import tasks
     from tests.service.test_jobs import _context
 
     own = make_tone(tmp_path / "own.wav", seconds=2.0, freq=311)

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from sqlmodel import Session, func, select
 
-from service import tasks
 from service.models.jobs import Job, JobState
 from service.models.transcripts import Transcript
+from service.worker import tasks
 from tests.conftest import Api
 from tests.factories import make_tone, upload
 from tests.service.test_jobs import _context

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from service.models.users import Role
+from tests import factories as f
 from tests.factories import add_transcript, make_tone, upload
-from tests.service import factories_consent as f
 
 MISSING = 987654
 

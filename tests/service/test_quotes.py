@@ -10,9 +10,9 @@ from sqlmodel import Session, select
 
 from service.citations import Source, bibliography_entry, cite
 from service.models.transcripts import Segment
-from tests.factories import add_transcript
-from tests.service.factories_chapters import (
-    map_speakers,
+from tests.factories import (
+    add_transcript,
+    name_speakers,
     person,
     recording,
     restrict,
@@ -37,7 +37,7 @@ def interview(api, tmp_path: Path) -> dict[str, Any]:
                     participants=[{"person_id": yan, "role": "interviewee"},
                                   {"person_id": host, "role": "interviewer"}])
     add_transcript(api, rec["id"], SEGMENTS)
-    map_speakers(api, rec["id"], {"SPEAKER_00": yan, "SPEAKER_01": host})
+    name_speakers(api, rec["id"], {"SPEAKER_00": yan, "SPEAKER_01": host})
     return {"rec": rec["id"], "yan": yan, "host": host}
 
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from pipelines.escaping import FORMULA_TRIGGERS
-from service.crud.consent import CSV_COLUMNS
-from tests.service import factories_consent as f
+from service.clearance.render import CSV_COLUMNS
+from tests import factories as f
 
 AS_OF = "2026-06-01"
 
@@ -44,9 +44,9 @@ def hostile_book(api: Any, tmp_path: Path) -> dict[str, int]:
     """Two quotes from a recording with a hostile title, by people with hostile names,
     in chapters with hostile titles; one cleared on background terms, one blocked."""
     ids: dict[str, int] = {}
-    ids["a"] = f.create_person(api, FORMULA_NAME)
-    ids["b"] = f.create_person(api, DDE_NAME)
-    ids["c"] = f.create_person(api, FULLWIDTH_NAME)
+    ids["a"] = f.person(api, FORMULA_NAME)
+    ids["b"] = f.person(api, DDE_NAME)
+    ids["c"] = f.person(api, FULLWIDTH_NAME)
     rid = ids["rec"] = f.create_recording(
         api, tmp_path, HTML_TITLE, [(ids["a"], "interviewee"), (ids["c"], "interviewer")],
         seconds=12.0)

@@ -33,8 +33,8 @@ from service.search import (
     meta_token,
     parse_query,
     snippet,
-    tokens_with_spans,
 )
+from service.search.snippet import tokens_with_spans
 from tests.factories import REPO, add_transcript, person_payload
 
 SEEDS = Path(os.environ.get("SOURCEBOOK_SEEDS_DIR", REPO.parent / "shared" / "seeds"))
@@ -434,8 +434,8 @@ def test_huge_result_sets_are_capped_and_ranked_within_the_newest(api, corpus: C
     """With the cap and window made small, a common word shows both behaviours."""
     everything, total = find_all(api, q="模型")
     assert total > 14
-    monkeypatch.setattr(engine, "COUNT_CAP", 10)
-    monkeypatch.setattr(engine, "RANK_WINDOW", 6)
+    monkeypatch.setattr(engine.scope, "COUNT_CAP", 10)
+    monkeypatch.setattr(engine.scope, "RANK_WINDOW", 6)
     first = find(api, q="模型", limit=100)
     assert (first["count"], first["count_exact"]) == (10, False)
     ids = [h["segment_id"] for h in first["data"]]

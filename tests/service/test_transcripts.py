@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from service.crud.transcripts import retime_words, word_tokens
+from service.crud.corrections import retime_words
+from service.crud.transcripts import word_tokens
 from service.models.consent import RestrictionLevel
 from service.models.users import Role
-from tests.factories import add_transcript
-from tests.service.factories_workbench import interview, new_recording, person, restrict
+from tests.factories import add_transcript, interview, new_recording, person, restrict
 
 YAN_TEXT_2 = "首先钱要到位"  # the start of 闫俊杰's first answer (segment index 1)
 

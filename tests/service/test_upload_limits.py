@@ -116,7 +116,7 @@ def test_upload_over_the_limit_gets_413_and_stores_nothing(limited, tmp_path: Pa
 
 
 def test_a_file_that_hides_its_length_fails_its_job_at_the_limit(limited, tmp_path) -> None:
-    from service import tasks
+    from service.worker import tasks
     from tests.service.test_jobs import _context
 
     r = upload(limited, _long(tmp_path, streamed=True))

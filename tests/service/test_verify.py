@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from pipelines.text import normalise_for_match
-from service.verify import find_quotations, named_person
-from tests.factories import add_transcript
-from tests.service.factories_chapters import (
+from service.manuscript.quotations import find_quotations, named_person
+from tests.factories import (
     SEED_BOOK,
-    map_speakers,
+    add_transcript,
+    name_speakers,
     person,
     recording,
     restrict,
@@ -104,7 +104,7 @@ def test_seed_draft_against_an_interview(api, chapter, tmp_path: Path) -> None:
                     participants=[{"person_id": yan, "role": "interviewee"},
                                   {"person_id": luo, "role": "host"}])
     add_transcript(api, rec["id"], TAPE)
-    map_speakers(api, rec["id"], {"SPEAKER_00": yan, "SPEAKER_01": luo})
+    name_speakers(api, rec["id"], {"SPEAKER_00": yan, "SPEAKER_01": luo})
     body = verify(api, chapter, SEED_BOOK.read_text()).json()
     status = {normalise_for_match(i["quote_text"]): i for i in body["data"]}
     assert status[normalise_for_match(A)]["status"] == "sourced"

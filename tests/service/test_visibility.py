@@ -19,7 +19,7 @@ import pytest
 from sqlmodel import Session
 
 from service.crud.transcripts import SegmentIn, add_version
-from tests.service import factories_consent as f
+from tests import factories as f
 
 PUBLIC = "天使轮的条款其实是在一家咖啡馆里谈下来的。"
 OFF = "另一家基金最后一刻撤资了，红杉的报价是两亿。"          # off_record 10-20 s
@@ -56,7 +56,7 @@ def _store_version(api: Any, recording_id: int) -> None:
 
 @pytest.fixture
 def rec(api, tmp_path: Path) -> dict[str, int]:
-    person = f.create_person(api, "李明远", kind="investor")
+    person = f.person(api, "李明远", kind="investor")
     rid = f.create_recording(api, tmp_path, "早期投资人访谈", [(person, "interviewee")],
                              seconds=80.0)
     _store_version(api, rid)
@@ -64,11 +64,11 @@ def rec(api, tmp_path: Path) -> dict[str, int]:
     f.name_speakers(api, rid, {"SPEAKER_00": person})
     past = (date.today() - timedelta(days=30)).isoformat()
     ids = {"rec": rid, "person": person}
-    ids["off"] = f.restrict(api, rid, 10.0, 20.0, "off_record")["id"]
-    ids["deep"] = f.restrict(api, rid, 20.0, 30.0, "deep_background")["id"]
-    ids["edge"] = f.restrict(api, rid, 38.0, 44.0, "off_record")["id"]
-    ids["bg"] = f.restrict(api, rid, 45.0, 55.0, "background")["id"]
-    ids["lifted"] = f.restrict(api, rid, 55.0, 65.0, "off_record", until=past)["id"]
+    ids["off"] = f.restrict_via_api(api, rid, 10.0, 20.0, "off_record")["id"]
+    ids["deep"] = f.restrict_via_api(api, rid, 20.0, 30.0, "deep_background")["id"]
+    ids["edge"] = f.restrict_via_api(api, rid, 38.0, 44.0, "off_record")["id"]
+    ids["bg"] = f.restrict_via_api(api, rid, 45.0, 55.0, "background")["id"]
+    ids["lifted"] = f.restrict_via_api(api, rid, 55.0, 65.0, "off_record", until=past)["id"]
     return ids
 
 

@@ -28,7 +28,7 @@ from starlette.routing import Route
 from service.crud.transcripts import SegmentIn, add_version
 from service.models.recordings import Recording
 from service.web import book, pages
-from tests.service import factories_consent as f
+from tests import factories as f
 
 HOST_Q1 = "当时你们为什么决定做通用大模型？"
 GUEST_A1 = "因为我们算过账，闭源路线三年内烧掉八十亿。"
@@ -70,8 +70,8 @@ def _normalised(api: Any, rid: int) -> None:
 def _withhold(api: Any, mechanism: str, rid: int, guest: int) -> None:
     if mechanism == "embargo":
         until = (date.today() + timedelta(days=90)).isoformat()
-        f.restrict(api, rid, 5.0, 12.0, "embargo", until=until)
-        f.restrict(api, rid, 16.0, 24.0, "embargo", until=until)
+        f.restrict_via_api(api, rid, 5.0, 12.0, "embargo", until=until)
+        f.restrict_via_api(api, rid, 16.0, 24.0, "embargo", until=until)
     elif mechanism in ("off_record", "deep_background"):
         f.consent(api, person_id=guest, recording_id=rid, attribution=mechanism)
     elif mechanism == "general_off_record":
@@ -85,8 +85,8 @@ def _withhold(api: Any, mechanism: str, rid: int, guest: int) -> None:
 
 @pytest.fixture
 def world(api: Any, tmp_path: Path) -> dict[str, Any]:
-    host = f.create_person(api, "张记者", kind="journalist")
-    guest = f.create_person(api, "王创始人", kind="founder")
+    host = f.person(api, "张记者", kind="journalist")
+    guest = f.person(api, "王创始人", kind="founder")
     rid = f.create_recording(api, tmp_path, "创始人第二次访谈",
                              [(host, "interviewer"), (guest, "interviewee")], seconds=26.0)
     _store_version(api, rid)
@@ -189,7 +189,7 @@ def test_every_route_withholds_the_guests_words_from_authors(api, world, mechani
 def test_an_embargo_lifts_on_its_date_and_editors_see_the_date(api, world) -> None:
     rid = world["recording_id"]
     until = date.today() + timedelta(days=30)
-    f.restrict(api, rid, 16.0, 24.0, "embargo", until=until.isoformat())
+    f.restrict_via_api(api, rid, 16.0, 24.0, "embargo", until=until.isoformat())
     url = f"/api/v1/recordings/{rid}/transcript"
     seg = api.client.get(url, headers=api.headers("editor")).json()["segments"][3]
     assert seg["text"] == GUEST_A2
@@ -224,7 +224,7 @@ def test_unattributed_speech_is_withheld_until_labels_are_named(api, world) -> N
 def test_an_editors_quote_of_a_word_inside_a_withheld_segment_is_withheld(api, world) -> None:
     rid = world["recording_id"]
     # The restriction covers only the segment's last second; the quoted word lies before it.
-    f.restrict(api, rid, 23.0, 24.0, "off_record")
+    f.restrict_via_api(api, rid, 23.0, 24.0, "off_record")
     r = api.client.post("/api/v1/quotes", json={"recording_id": rid, "start": 16.0,
                                                  "end": 17.5}, headers=api.headers("editor"))
     assert r.status_code == 201, r.text

@@ -61,7 +61,7 @@ def queue_settings(request, tmp_path: Path, database_url: str):
     settings = make_settings(tmp_path, database_url, embedded_workers=0,
                              whisper_model="tiny.en", job_stale_seconds=10, redis_url=redis_url)
     if redis_url:
-        from service.queue import make_huey
+        from service.worker.queue import make_huey
 
         make_huey(settings).flush()
     return settings

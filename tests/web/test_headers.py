@@ -3,7 +3,7 @@
 The pages show transcripts: without a CSP a stored script that got past escaping would
 run, without X-Frame-Options they could be framed, and without ``no-store`` a browser or
 proxy keeps withheld text after a restriction or sign-out. One middleware
-(``service.headers``) sets them; these tests read them off real responses, including
+(``service.api.headers``) sets them; these tests read them off real responses, including
 errors, redirects, exports and audio, on SQLite and PostgreSQL.
 """
 
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from service.headers import CSP, DOCS_CSP
+from service.api.headers import CSP, DOCS_CSP
 from service.web import STATIC_DIR
 from tests.conftest import Api
-from tests.service.factories_consent import small_book
+from tests.factories import small_book
 from tests.web.test_pages import sign_in
 
 TEMPLATES = STATIC_DIR.parent / "templates"

@@ -16,8 +16,7 @@ from sqlmodel import Session
 from service.auth import CSRF_HEADER, SESSION_COOKIE, csrf_token
 from service.models.recordings import Recording
 from tests.conftest import Api
-from tests.factories import add_transcript
-from tests.service.factories_consent import create_person, create_recording, small_book
+from tests.factories import add_transcript, create_recording, person, small_book
 
 PAGES = ("/recordings", "/search?q=x", "/chapters", "/consent", "/recordings/1")
 
@@ -141,7 +140,7 @@ def test_cookie_writes_need_the_csrf_header_bearer_writes_do_not(api: Api) -> No
 
 def test_user_text_is_escaped_everywhere(api: Api, tmp_path: Path) -> None:
     evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
-    pid = create_person(api, f"张三{evil}")
+    pid = person(api, f"张三{evil}")
     rid = create_recording(api, tmp_path, f"标题{evil}", [(pid, "interviewee")])
     add_transcript(api, rid, [(0.0, 3.0, "SPEAKER_00", f"你好 {evil} 世界")])
     sign_in(api, "editor")

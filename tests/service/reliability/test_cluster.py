@@ -39,8 +39,8 @@ from service.models.jobs import Job
 from service.models.recordings import Recording
 from service.models.transcripts import Transcript
 from service.models.users import Role
-from service.queue import make_huey
 from service.storage import Storage
+from service.worker.queue import make_huey
 from tests.conftest import POSTGRES_URL, _truncate_postgres, make_settings
 from tests.factories import PYANNOTE_SAMPLE
 from tests.service.reliability.helpers import (

@@ -14,11 +14,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from service import tasks
-from service.db import DB_UNAVAILABLE_ERRORS, database_unavailable
+from service.api.errors import database_unavailable
+from service.db import DB_UNAVAILABLE_ERRORS
 from service.models.recordings import Speaker
 from service.storage import Storage, _process_started_at
-from tests.service.factories_consent import create_recording
+from service.worker import tasks
+from tests.factories import create_recording
 
 
 def test_stale_temp_uploads_are_swept_and_live_ones_kept(tmp_path: Path) -> None:

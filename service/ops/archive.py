@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -46,12 +46,19 @@ from service.db import current_revision, head_revision, migrate
 from service.filemodes import READ_ONLY_MODE, open_private, private_dir
 from service.models.audit import OBJECT_TABLES, AuditEvent
 from service.models.base import UTCDateTime
+from service.ops.bagit import (
+    HashingWriter,
+    bag_info,
+    check_files,
+    fsync_dir,
+    read_manifest,
+    write_tags,
+    write_text,
+)
 from service.storage import CHUNK, Storage, sha256_file
 
 FORMAT = "sourcebook-archive"
 FORMAT_VERSION = 1
-BAGIT_TXT = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
-TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt")
 #: Tables a bag leaves out, and why (written into metadata.json).
 EXCLUDED_TABLES = {"apitoken": "token digests stay with the installation that issued them"}
 #: Columns holding a path under the recordings root, and the column with its sha256.
@@ -131,11 +138,11 @@ def export_archive(engine: Engine, settings: Settings, target: Path) -> ArchiveR
             "excluded_tables": EXCLUDED_TABLES,
             "files": result.files,
         }
-        manifest["data/metadata.json"] = _write_text(
+        manifest["data/metadata.json"] = write_text(
             partial / "data" / "metadata.json", json.dumps(meta, indent=2, ensure_ascii=False))
-        _write_tags(partial, manifest, revision)
+        write_tags(partial, manifest, revision)
         partial.rename(target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -155,7 +162,7 @@ def _dump_tables(engine: Engine, bag: Path, manifest: dict[str, str],
                               ).order_by(*table.primary_key.columns)
             rel = f"data/tables/{table.name}.jsonl"
             count = 0
-            with _HashingWriter(bag / rel) as out:
+            with HashingWriter(bag / rel) as out:
                 for row in conn.execution_options(yield_per=BATCH).execute(query).mappings():
                     out.write(json.dumps(_encode_row(table, row, json_cols),
                                          ensure_ascii=False, separators=(",", ":")) + "\n")
@@ -210,36 +217,6 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _write_tags(bag: Path, manifest: dict[str, str], revision: str) -> None:
-    oxum_bytes = sum((bag / rel).stat().st_size for rel in manifest)
-    info = (f"Bag-Software-Agent: sourcebook export-archive\n"
-            f"Bagging-Date: {date.today().isoformat()}\n"
-            f"Payload-Oxum: {oxum_bytes}.{len(manifest)}\n"
-            f"External-Description: Sourcebook interview archive: every table's rows "
-            f"(data/tables) and every stored file (data/recordings)\n"
-            f"Sourcebook-Schema-Revision: {revision}\n")
-    tags = {
-        "bagit.txt": _write_text(bag / "bagit.txt", BAGIT_TXT),
-        "bag-info.txt": _write_text(bag / "bag-info.txt", info),
-        "manifest-sha256.txt": _write_text(bag / "manifest-sha256.txt", _manifest_text(manifest)),
-    }
-    _write_text(bag / "tagmanifest-sha256.txt", _manifest_text(tags))
-
-
-def _manifest_text(entries: dict[str, str]) -> str:
-    return "".join(f"{digest}  {_encode_path(rel)}\n" for rel, digest in sorted(entries.items()))
-
-
-def _encode_path(rel: str) -> str:
-    # RFC 8493 section 2.1.3: only these three characters are percent-encoded.
-    return rel.replace("%", "%25").replace("\n", "%0A").replace("\r", "%0D")
-
-
-def _decode_path(text: str) -> str:
-    return text.replace("%0A", "\n").replace("%0a", "\n").replace("%0D", "\r") \
-        .replace("%0d", "\r").replace("%25", "%")
-
-
 # --- validation -----------------------------------------------------------------------
 
 def validate_bag(bag: Path) -> dict[str, Any]:
@@ -257,14 +234,14 @@ def validate_bag(bag: Path) -> dict[str, Any]:
         raise ArchiveError(f"{bag} has no manifest-sha256.txt; only sha256 bags are supported")
     problems: list[str] = []
     if (bag / "tagmanifest-sha256.txt").is_file():
-        tags = _read_manifest(bag, "tagmanifest-sha256.txt", problems)
-        problems += _check_files(bag, tags)
-    payload = _read_manifest(bag, "manifest-sha256.txt", problems)
-    problems += _check_files(bag, payload)
+        tags = read_manifest(bag, "tagmanifest-sha256.txt", problems)
+        problems += check_files(bag, tags)
+    payload = read_manifest(bag, "manifest-sha256.txt", problems)
+    problems += check_files(bag, payload)
     on_disk = {str(p.relative_to(bag)) for p in (bag / "data").rglob("*") if p.is_file()}
     problems += [f"{rel}: present but not in the manifest"
                  for rel in sorted(on_disk - set(payload))]
-    oxum = _bag_info(bag).get("Payload-Oxum")
+    oxum = bag_info(bag).get("Payload-Oxum")
     if oxum and not problems:
         size = sum((bag / rel).stat().st_size for rel in payload)
         if oxum != f"{size}.{len(payload)}":
@@ -286,50 +263,6 @@ def validate_bag(bag: Path) -> dict[str, Any]:
     return meta
 
 
-def _read_manifest(bag: Path, name: str, problems: list[str]) -> dict[str, str]:
-    entries: dict[str, str] = {}
-    for n, line in enumerate((bag / name).read_text("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        digest, _, rel = line.strip().partition(" ")
-        rel = _decode_path(rel.lstrip())
-        parts = Path(rel).parts
-        if not rel or Path(rel).is_absolute() or ".." in parts or len(digest) != 64:
-            problems.append(f"{name} line {n}: not a valid entry: {line[:200]!r}")
-            continue
-        if name.startswith("manifest") and parts[0] != "data":
-            problems.append(f"{name} line {n}: payload path outside data/: {rel!r}")
-            continue
-        entries[rel] = digest.lower()
-    return entries
-
-
-def _check_files(bag: Path, entries: dict[str, str]) -> list[str]:
-    problems = []
-    for rel, expected in sorted(entries.items()):
-        path = bag / rel
-        if not path.is_file():
-            problems.append(f"{rel}: listed in the manifest but missing")
-            continue
-        actual = sha256_file(path)
-        if actual != expected:
-            problems.append(f"{rel}: sha256 {actual} differs from the manifest's {expected} "
-                            "(the file was altered or damaged)")
-    return problems
-
-
-def _bag_info(bag: Path) -> dict[str, str]:
-    path = bag / "bag-info.txt"
-    if not path.is_file():
-        return {}
-    info = {}
-    for line in path.read_text("utf-8").splitlines():
-        key, sep, value = line.partition(":")
-        if sep and not line[:1].isspace():
-            info[key.strip()] = value.strip()
-    return info
-
-
 # --- import ---------------------------------------------------------------------------
 
 def import_archive(engine: Engine, settings: Settings, bag: Path) -> ArchiveResult:
@@ -347,7 +280,7 @@ def import_archive(engine: Engine, settings: Settings, bag: Path) -> ArchiveResu
     _check_empty(engine)
     storage = Storage(settings.recordings_dir)
     storage.ensure()
-    payload = _read_manifest(bag, "manifest-sha256.txt", [])
+    payload = read_manifest(bag, "manifest-sha256.txt", [])
     media = {rel.removeprefix("data/recordings/"): digest for rel, digest in payload.items()
              if rel.startswith("data/recordings/")}
     _check_no_conflicts(storage, media)
@@ -524,37 +457,6 @@ def _check_revision(engine: Engine, settings: Settings) -> str:
     return current
 
 
-class _HashingWriter:
-    """A text file that hashes what it writes and is fsynced on close."""
-
-    def __init__(self, path: Path) -> None:
-        private_dir(path.parent, tighten_existing=False)
-        self._f: IO[bytes] = os.fdopen(open_private(path), "wb")
-        self._h = hashlib.sha256()
-
-    def write(self, text: str) -> None:
-        data = text.encode("utf-8")
-        self._h.update(data)
-        self._f.write(data)
-
-    def hexdigest(self) -> str:
-        return self._h.hexdigest()
-
-    def __enter__(self) -> _HashingWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self._f.close()
-
-
-def _write_text(path: Path, text: str) -> str:
-    with _HashingWriter(path) as out:
-        out.write(text)
-    return out.hexdigest()
-
-
 def _copy_hashing(src: Path, dst: Path, *, what: str) -> tuple[str, int]:
     """Copy a file, returning the sha256 and size of the bytes written."""
     h = hashlib.sha256()
@@ -574,9 +476,3 @@ def _copy_hashing(src: Path, dst: Path, *, what: str) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -1,6 +1,6 @@
 """May this quote be printed on this date, and how must it be attributed?
 
-Pure rules: no database, no I/O. ``service.crud.consent`` gathers the facts into the
+Pure rules: no database, no I/O. ``service.clearance.facts`` gathers the facts into the
 frozen dataclasses below; ``assess`` decides. Every rule that fires adds a reason, so
 an editor sees everything that stands in the way at once rather than one problem per
 round trip.

@@ -33,10 +33,11 @@ def audit(
     """Print the whole book's clearance; exit 1 if any quote use is blocked."""
     from sqlmodel import Session
 
+    from service.clearance import facts, render
     from service.config import get_settings
-    from service.crud import consent as crud
     from service.db import make_engine
     from service.db import migrate as run_migrations
+    from service.errors import SourcebookError
 
     day = _parse_day(as_of)
     if fmt not in ("md", "csv", "json"):
@@ -50,19 +51,19 @@ def audit(
     try:
         with Session(engine, expire_on_commit=False) as session:
             try:
-                report = crud.clearance_report(session, as_of=day, chapter_id=chapter_id,
+                report = facts.clearance_report(session, as_of=day, chapter_id=chapter_id,
                                                actor=None, fmt=f"{fmt} (cli)")
-            except crud.ConsentError as exc:
-                typer.secho(f"error: {exc.detail}", fg=typer.colors.RED, err=True)
+            except SourcebookError as exc:
+                typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
                 raise typer.Exit(EXIT_USAGE) from None
     finally:
         engine.dispose()
     if fmt == "json":
         text = report.model_dump_json(indent=2) + "\n"
     elif fmt == "csv":
-        text = crud.render_csv(report)
+        text = render.render_csv(report)
     else:
-        text = crud.render_markdown(report)
+        text = render.render_markdown(report)
     typer.echo(text, nl=False)
     if out is not None:
         from service.filemodes import write_private

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO
 
 from fastapi import HTTPException, Request, status
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from service.storage import Storage, StorageFullError, is_disk_full
+from service.storage import ReceivedUpload, Storage, StorageFullError, is_disk_full
 
 #: The largest non-file part (the upload's ``meta`` JSON).
 MAX_FIELD_BYTES = 64 * 1024
@@ -26,26 +24,12 @@ MAX_FIELD_BYTES = 64 * 1024
 ENVELOPE_BYTES = MAX_FIELD_BYTES + 64 * 1024
 
 
-class UploadError(Exception):
-    def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
+def _bad(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_400_BAD_REQUEST, detail)
 
 
-@dataclass
-class ReceivedUpload:
-    """What arrived: the file (in a temp file) and the other form fields, raw."""
-
-    tmp_path: Path | None = None
-    filename: str | None = None
-    size: int = 0
-    sha256: str = ""
-    fields: dict[str, bytes] = field(default_factory=dict)
-
-    def discard(self) -> None:
-        if self.tmp_path is not None:
-            self.tmp_path.unlink(missing_ok=True)
+def _over(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail)
 
 
 def check_filename(raw: bytes) -> str:
@@ -53,20 +37,18 @@ def check_filename(raw: bytes) -> str:
     try:
         name = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise UploadError(
-            400, "The file name is not valid UTF-8. Rename the file and upload it again."
+        raise _bad(
+            "The file name is not valid UTF-8. Rename the file and upload it again."
         ) from None
     if any(unicodedata.category(c) == "Cc" for c in name):
-        raise UploadError(
-            400,
+        raise _bad(
             "The file name contains control characters (such as NUL). "
-            "Rename the file and upload it again.",
+            "Rename the file and upload it again."
         )
     if "/" in name or "\\" in name or name in {".", ".."} or len(name) > 255:
-        raise UploadError(
-            400,
+        raise _bad(
             "The file name must be a plain name of at most 255 characters, without '/' or "
-            f"'\\' or '..' path parts (got {name[:80]!r}). Rename the file and upload again.",
+            f"'\\' or '..' path parts (got {name[:80]!r}). Rename the file and upload again."
         )
     return name
 
@@ -88,7 +70,6 @@ class _Receiver:
         self._part_name: str | None = None
         self._part_is_file = False
         self._field_buf = bytearray()
-        self.error: UploadError | None = None
 
     # python-multipart callbacks -------------------------------------------------
     def on_part_begin(self) -> None:
@@ -118,13 +99,13 @@ class _Receiver:
         name = params.get(b"name", b"").decode("utf-8", "replace")
         self._part_name = name
         if name != self.file_field and name not in self.fields:
-            raise UploadError(400, f"Unexpected part {name[:50]!r}: this upload accepts only "
-                                   f"{self._accepted()}.")
+            raise _bad(f"Unexpected part {name[:50]!r}: this upload accepts only "
+                       f"{self._accepted()}.")
         if name in self.result.fields:
-            raise UploadError(400, f"Send exactly one '{name}' part.")
+            raise _bad(f"Send exactly one '{name}' part.")
         if name == self.file_field:
             if self.result.tmp_path is not None:
-                raise UploadError(400, f"Send exactly one '{self.file_field}' part.")
+                raise _bad(f"Send exactly one '{self.file_field}' part.")
             self._part_is_file = True
             self.result.filename = check_filename(params.get(b"filename", b"") or b"upload")
             self.result.tmp_path = self.storage.new_temp()
@@ -136,14 +117,14 @@ class _Receiver:
             assert self._out is not None
             self.result.size += len(chunk)
             if self.result.size > self.max_bytes:
-                raise UploadError(413, _too_large(self.max_bytes))
+                raise _over(_too_large(self.max_bytes))
             self._hash.update(chunk)
             self._out.write(chunk)
         else:
             self._field_buf += chunk
             if len(self._field_buf) > MAX_FIELD_BYTES:
-                raise UploadError(
-                    413, f"The '{self._part_name}' part is over {MAX_FIELD_BYTES // 1024} KiB; "
+                raise _over(
+                    f"The '{self._part_name}' part is over {MAX_FIELD_BYTES // 1024} KiB; "
                     "it holds the recording's metadata, not its content.")
 
     def on_part_end(self) -> None:
@@ -209,10 +190,6 @@ async def receive_multipart(
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
-    except UploadError as exc:
-        receiver.close()
-        receiver.result.discard()
-        raise HTTPException(exc.status_code, exc.detail) from None
     except MultipartParseError as exc:
         receiver.close()
         receiver.result.discard()

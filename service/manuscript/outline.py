@@ -27,6 +27,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from service.errors import Invalid
+
 __all__ = ["OutlineError", "ParsedNode", "ParsedOutline", "cn_number", "node_key", "parse"]
 
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
@@ -53,7 +55,7 @@ _ROMAN = {"i": 1, "v": 5, "x": 10, "l": 50, "c": 100}
 MAX_TITLE = 500
 
 
-class OutlineError(ValueError):
+class OutlineError(Invalid):
     """The text is not an outline this parser can read (for example: no headings)."""
 
 

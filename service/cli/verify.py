@@ -1,4 +1,4 @@
-"""`sourcebook` commands for the chapters area: `sourcebook verify chapter.md`."""
+"""`sourcebook verify chapter.md`: every quotation of a draft checked against the tapes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from service.verify import MIN_CHARS, VerifyReport
+from service.manuscript.quotations import MIN_CHARS
+from service.manuscript.verify import VerifyReport
 
 
 def _width(text: str) -> int:
@@ -77,8 +78,8 @@ def register(app: typer.Typer) -> None:
 
         from service.config import get_settings
         from service.db import make_engine, migrate
+        from service.manuscript.verify import verify_text
         from service.models.users import Role, User
-        from service.verify import verify_text
 
         try:
             viewer = User(name="cli", role=Role(role))

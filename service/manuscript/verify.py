@@ -1,9 +1,7 @@
-"""Manuscript verification: find the quotations in a chapter and look for them on tape.
+"""Manuscript verification: look for a chapter's quotations on tape.
 
-Finding: “…”, 「…」 and "…" within a paragraph, and ``>`` blocks (one quotation per
-block, its own outer quote marks removed). Quoted text shorter than ``min_chars``
-characters after normalisation (“窄AI”, “感知”) is a term in quote marks, not a remark:
-it is counted in ``ignored_short`` and not matched.
+Finding the quotations is ``service.manuscript.quotations``'s; the candidate index
+(step 1 below) is ``service.manuscript.index``'s.
 
 Matching compares ``pipelines.text.normalise_for_match`` forms (simplified script,
 lowercase, no punctuation or spaces) of the quotation and of the transcripts:
@@ -33,8 +31,6 @@ If the text just before a quotation names a known person with a speech cue
 
 from __future__ import annotations
 
-import re
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,225 +43,28 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from pipelines.text import normalise_for_match
+from service.manuscript.index import SegmentIndex, codepoints, index_for, trigram_keys
+from service.manuscript.quotations import (
+    ELLIPSIS,
+    MIN_CHARS,
+    find_quotations,
+    named_person,
+)
 from service.models.people import Person
 from service.models.recordings import Access, Recording, Speaker
 from service.models.users import Role, User
 from service.visibility import is_redacted_for, withheld_current_segments
 
-MIN_CHARS = 8
 ALTERED_MIN = 0.8
 CANDIDATES = 24
 #: Trigrams held by more segments than this are skipped when the quotation has rarer ones.
 COMMON_POSTINGS = 20_000
 MAX_MATCHES = 5
-_SEP = "\x00"
 
 # ----------------------------------------------------------------------------- finding
 
-_CURLY = re.compile(r"“([^“”\n]{1,4000})”")
-_CORNER = re.compile(r"「((?:[^「」\n]|「[^「」\n]*」){1,4000})」")
-_STRAIGHT = re.compile(r'(?<![\w=])"([^"\n]{1,4000})"(?!\w)')
-_BLOCK = re.compile(r"^\s{0,3}>\s?(.*)$")
-_OUTER = (("“", "”"), ("「", "」"), ('"', '"'), ("『", "』"))
-_ELLIPSIS = re.compile(r"\s*(?:…+|\.{3,}|。{3,}|⋯+)\s*")
-_SPEECH_CUE = re.compile(
-    r"(?:说|道|问|答|讲|表示|坦言|直言|指出|强调|回忆|认为|提到|写道|称|笑称|感叹|总结|分享|承认|"
-    r"解释|透露|告诉[^，。；]{0,12}|发言|宣布|回应|反问|补充|感慨|说过|曾说|问道|"
-    r"says?|said|told|asked|recalled|explained|wrote|added|noted|put it)"
-    r"[^，。；,.;]{0,12}?[：:，,]?\s*$|[：:]\s*$",
-    re.IGNORECASE,
-)
-
-
-@dataclass
-class Quotation:
-    text: str
-    kind: str  # curly | corner | straight | block
-    line: int
-    context: str
-
-
-def _strip_md(text: str) -> str:
-    return re.sub(r"\*\*|__|`", "", text)
-
-
-def _unwrap(text: str) -> str:
-    """A block that is one quotation in quote marks loses them; “a” and “b” keeps them."""
-    t = text.strip().rstrip("。.")
-    for a, b in _OUTER:
-        if len(t) > len(a) + len(b) and t.startswith(a) and t.endswith(b):
-            inner = t[len(a): -len(b)]
-            if a not in inner and b not in inner:
-                return inner.strip()
-    return text.strip()
-
-
-def find_quotations(text: str, *, min_chars: int = MIN_CHARS) -> tuple[list[Quotation], int]:
-    """Every quotation in a manuscript, in order; and how many short quoted terms were skipped."""
-    found: list[Quotation] = []
-    short = 0
-    lines = text.splitlines()
-    i = 0
-    prev_para = ""
-    while i < len(lines):
-        m = _BLOCK.match(lines[i])
-        if m:
-            start = i
-            body: list[str] = []
-            while i < len(lines) and (bm := _BLOCK.match(lines[i])):
-                body.append(bm.group(1))
-                i += 1
-            quote = _unwrap(_strip_md("\n".join(body)).strip())
-            if len(normalise_for_match(quote)) >= min_chars:
-                found.append(Quotation(quote, "block", start + 1, prev_para[-80:]))
-            elif quote:
-                short += 1
-            continue
-        line = lines[i]
-        spans: list[tuple[int, int, str, str]] = []
-        for rx, kind in ((_CURLY, "curly"), (_CORNER, "corner"), (_STRAIGHT, "straight")):
-            for qm in rx.finditer(line):
-                if any(a <= qm.start() < b or qm.start() <= a < qm.end() for a, b, _, _ in spans):
-                    continue
-                spans.append((qm.start(), qm.end(), kind, qm.group(1)))
-        for a, _b, kind, quote in sorted(spans):
-            quote = _strip_md(quote).strip()
-            if len(normalise_for_match(quote)) >= min_chars:
-                found.append(Quotation(quote, kind, i + 1, _strip_md(line[:a])[-80:]))
-            else:
-                short += 1
-        if line.strip():
-            prev_para = _strip_md(line.strip())
-        i += 1
-    return found, short
-
-
-def named_person(context: str, people: Sequence[tuple[int, str, list[str]]]
-                 ) -> tuple[int, str] | None:
-    """The person named just before a quotation with a speech cue, if any."""
-    ctx = context.strip()
-    if not _SPEECH_CUE.search(ctx):
-        return None
-    best: tuple[int, int, str] | None = None
-    for pid, name, alts in people:
-        for n in (name, *alts):
-            if len(n) < 2:
-                continue
-            pos = ctx.rfind(n)
-            if pos >= 0 and (best is None or pos + len(n) > best[0]):
-                best = (pos + len(n), pid, name)
-    return (best[1], best[2]) if best else None
-
 
 # ----------------------------------------------------------------------------- index
-
-
-@dataclass
-class SegmentIndex:
-    """A snapshot of the latest transcript versions, with a trigram → segments index."""
-
-    seg_ids: np.ndarray[Any, Any]
-    rec_ids: np.ndarray[Any, Any]
-    trans_ids: np.ndarray[Any, Any]
-    starts: np.ndarray[Any, Any]
-    ends: np.ndarray[Any, Any]
-    speakers: list[str]
-    texts: list[str]
-    versions: dict[int, int]
-    keys: np.ndarray[Any, Any]
-    rows: np.ndarray[Any, Any]
-    build_seconds: float = 0.0
-
-    @property
-    def size(self) -> int:
-        return len(self.texts)
-
-
-def _trigram_keys(cps: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    c = cps.astype(np.uint64)
-    return (c[:-2] << np.uint64(42)) | (c[1:-1] << np.uint64(21)) | c[2:]
-
-
-def _codepoints(text: str) -> np.ndarray[Any, Any]:
-    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-
-
-_LATEST = """
-SELECT s.id, s.recording_id, s.transcript_id, s.start, s."end", s.speaker, s.search_text,
-       s.text, t.version
-FROM segment s
-JOIN transcript t ON t.id = s.transcript_id
-JOIN (SELECT recording_id, max(version) AS v FROM transcript GROUP BY recording_id) lt
-  ON lt.recording_id = t.recording_id AND lt.v = t.version
-ORDER BY s.transcript_id, s.idx
-"""
-
-_STATE = """
-SELECT (SELECT count(*) FROM segment), (SELECT max(id) FROM segment),
-       (SELECT count(*) FROM revision), (SELECT max(id) FROM revision),
-       (SELECT count(*) FROM transcript), (SELECT max(id) FROM transcript),
-       (SELECT max(created_at) FROM transcript)
-"""
-
-
-def build_index(engine: Engine) -> SegmentIndex:
-    """Read the latest versions' segments and index their trigrams (seconds for 1 M rows)."""
-    t0 = time.perf_counter()
-    with engine.connect() as conn:
-        rows = conn.exec_driver_sql(_LATEST).all()
-    n = len(rows)
-    texts = [
-        (r[6] or "").replace(" ", "") if r[6] else normalise_for_match(r[7] or "")
-        for r in rows
-    ]
-    versions = {int(r[1]): int(r[8]) for r in rows}
-    seg_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
-    rec_ids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=n)
-    trans_ids = np.fromiter((r[2] for r in rows), dtype=np.int64, count=n)
-    starts = np.fromiter((r[3] for r in rows), dtype=np.float64, count=n)
-    ends = np.fromiter((r[4] for r in rows), dtype=np.float64, count=n)
-    speakers = [str(r[5]) for r in rows]
-    del rows
-    if n:
-        big = _SEP.join(texts) + _SEP
-        cps = _codepoints(big)
-        lengths = np.fromiter((len(t) + 1 for t in texts), dtype=np.int64, count=n)
-        row_of = np.repeat(np.arange(n, dtype=np.int32), lengths)
-        keys = _trigram_keys(cps)
-        sep = cps == 0
-        ok = ~(sep[:-2] | sep[1:-1] | sep[2:])
-        keys, row_at = keys[ok], row_of[:-2][ok]
-        order = np.argsort(keys, kind="stable")
-        keys, row_at = keys[order], row_at[order]
-    else:
-        keys, row_at = np.zeros(0, np.uint64), np.zeros(0, np.int32)
-    return SegmentIndex(seg_ids, rec_ids, trans_ids, starts, ends, speakers, texts, versions,
-                        keys, row_at, time.perf_counter() - t0)
-
-
-_cache: dict[str, tuple[tuple[Any, ...], SegmentIndex]] = {}
-_cache_lock = threading.Lock()
-
-
-def _state(engine: Engine) -> tuple[Any, ...]:
-    with engine.connect() as conn:
-        return tuple(conn.exec_driver_sql(_STATE).one())
-
-
-def index_for(engine: Engine) -> tuple[SegmentIndex, bool]:
-    """The cached index for this database's current state; True if it was (re)built now."""
-    name = engine.url.render_as_string(hide_password=True)
-    state = _state(engine)
-    with _cache_lock:
-        hit = _cache.get(name)
-        if hit is not None and hit[0] == state:
-            return hit[1], False
-        index = build_index(engine)
-        # One database per process in production; a few in tests. Keep the memory bounded.
-        if len(_cache) >= 4:
-            _cache.clear()
-        _cache[name] = (state, index)
-        return index, True
 
 
 # ----------------------------------------------------------------------------- matching
@@ -345,7 +144,7 @@ def diff_text(source: str, quote: str) -> str:
 def _candidates(index: SegmentIndex, q: str, scope: _Scope) -> list[int]:
     if len(q) < 3 or index.keys.size == 0:
         return []
-    qk = np.unique(_trigram_keys(_codepoints(q)))
+    qk = np.unique(trigram_keys(codepoints(q)))
     lo = np.searchsorted(index.keys, qk, "left")
     hi = np.searchsorted(index.keys, qk, "right")
     df = hi - lo
@@ -438,7 +237,7 @@ def _match_one(index: SegmentIndex, q: str, scope: _Scope) -> list[_Hit]:
 
 
 def _elided_parts(quote: str) -> list[str]:
-    parts = [normalise_for_match(p) for p in _ELLIPSIS.split(quote)]
+    parts = [normalise_for_match(p) for p in ELLIPSIS.split(quote)]
     parts = [p for p in parts if p]
     if len(parts) < 2 or any(len(p) < 4 for p in parts):
         return []

@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 
 from service.models.consent import ConsentAgreement
 from service.models.recordings import Recording
-from service.storage import Storage, _pid_alive, sha256_file
+from service.storage import Storage, pid_alive, sha256_file
 
 ProblemKind = Literal["missing", "corrupt", "orphan"]
 
@@ -213,7 +213,7 @@ def _walk(storage: Storage, partial_stale_seconds: float) -> Iterator[str]:
 
 def _live_upload(name: str) -> bool:
     pid = name.split("-", 1)[0]
-    return pid.isdigit() and int(pid) > 0 and _pid_alive(int(pid))
+    return pid.isdigit() and int(pid) > 0 and pid_alive(int(pid))
 
 
 def _not_in_progress(here: Path, names: Iterable[str], stale_seconds: float) -> Iterator[str]:

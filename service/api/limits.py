@@ -11,7 +11,7 @@ front of the app:
 Limits by route:
 
 * uploads (multipart to the recording and consent-document routes) stream to disk through
-  ``service.upload``, which bounds the file and every other part itself: not counted here;
+  ``service.api.upload``, which bounds the file and every other part itself: not counted here;
 * transcript, outline and manuscript imports (SRT, WebVTT, Sourcebook JSON, Markdown):
   ``SOURCEBOOK_MAX_IMPORT_MB``, since a 3-hour interview's VTT is several MiB;
 * every other body (JSON, the sign-in form ...): ``SOURCEBOOK_MAX_JSON_KB``.
@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.config import Settings
 
 API = "/api/v1"
-#: Multipart routes that stream their parts to disk (service.upload bounds them).
+#: Multipart routes that stream their parts to disk (service.api.upload bounds them).
 UPLOAD_ROUTES = (re.compile(rf"^{API}/recordings/?$"),
                  re.compile(rf"^{API}/consents/[^/]+/document/?$"))
 #: Routes whose body is an imported document rather than a JSON object.

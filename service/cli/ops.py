@@ -1,4 +1,4 @@
-"""`sourcebook` commands for operations: fixity checks and archives.
+"""`sourcebook fsck`, `export-archive` and `import-archive`: fixity checks and backups.
 
 Exit codes: 0 all well; 1 problems found (fsck) or the archive was refused; 2 the
 command could not run (bad arguments, database unreachable).
@@ -30,9 +30,9 @@ def fsck(
     """Re-hash every stored file against the database; exit 1 on missing, corrupt or orphaned."""
     import sqlalchemy as sa
 
-    from service import fsck as checker
     from service.config import get_settings
     from service.db import current_revision, make_engine
+    from service.ops import fsck as checker
     from service.storage import Storage
 
     settings = get_settings()
@@ -62,10 +62,10 @@ def export_archive(
     import sqlalchemy as sa
     from sqlmodel import Session
 
-    from service import archive
     from service.config import get_settings
     from service.crud import audit
     from service.db import make_engine
+    from service.ops import archive
 
     settings = get_settings()
     engine = make_engine(settings)
@@ -93,9 +93,9 @@ def import_archive(
     """Validate a bag and restore it into an empty database and recordings directory."""
     import sqlalchemy as sa
 
-    from service import archive
     from service.config import get_settings
     from service.db import make_engine
+    from service.ops import archive
 
     settings = get_settings()
     settings.ensure_dirs()

@@ -1,4 +1,4 @@
-"""`sourcebook` commands for the workbench area: ``export``."""
+"""`sourcebook export`: a transcript from the local database, as the API gives it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from service.cli.common import fail
 
 
 def export(
@@ -26,6 +28,7 @@ def export(
 
     from pipelines.export import FORMATS
     from service.config import get_settings
+    from service.crud import transcript_files
     from service.crud import transcripts as crud
     from service.db import make_engine, migrate
     from service.filemodes import write_private
@@ -33,7 +36,7 @@ def export(
 
     fmt = format.lower().lstrip(".")
     if fmt not in FORMATS:
-        _fail(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+        fail(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
     settings = get_settings()
     settings.ensure_dirs()
     engine = make_engine(settings)
@@ -41,13 +44,13 @@ def export(
     with Session(engine, expire_on_commit=False) as session:
         recording = session.get(Recording, recording_id)
         if recording is None:
-            _fail(f"no recording with id {recording_id}; list them with GET /api/v1/recordings")
+            fail(f"no recording with id {recording_id}; list them with GET /api/v1/recordings")
             return
         try:
-            result = crud.export(session, recording=recording, fmt=fmt, version=version,
+            result = transcript_files.export(session, recording=recording, fmt=fmt, version=version,
                                  actor=None, redact=redacted, via="cli")
         except crud.NoTranscript as exc:
-            _fail(str(exc))
+            fail(str(exc))
             return
     engine.dispose()
     if out is not None and str(out) == "-":
@@ -60,11 +63,6 @@ def export(
     # Owner-only (it may hold restricted text), and whole or absent for any reader.
     write_private(target, result.content)
     typer.echo(f"wrote {target} ({len(result.content)} bytes)")
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,7 @@
 
 The queue only delivers job ids; the Job row holds the truth (state, progress,
 attempts). Huey delivers at most once, so whatever a crash or a Redis restart loses
-is found again from the Job table by ``service.tasks.recover``; a job delivered twice
+is found again from the Job table by ``service.worker.tasks.recover``; a job delivered twice
 is harmless, because a worker must first claim it (queued -> running) in the database.
 """
 
@@ -62,7 +62,9 @@ class HueyQueue:
         self.huey = huey
 
         def run_job(job_id: int) -> None:
-            from service import tasks
+            # Only a consumer runs this: the API processes that merely enqueue never load
+            # the pipelines that tasks imports.
+            from service.worker import tasks
 
             tasks.execute_delivered(job_id)
 

@@ -1,0 +1,135 @@
+"""`sourcebook migrate`, `serve` and `worker`: the database, the API and the queue."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from service.cli.common import load_settings
+from service.config import Settings
+
+
+def migrate() -> None:
+    """Bring the database schema to the latest version."""
+    from service.db import make_engine
+    from service.db import migrate as run_migrations
+
+    settings = load_settings()
+    run_migrations(make_engine(settings), settings)
+    typer.echo("database is at the latest schema")
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: SOURCEBOOK_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: SOURCEBOOK_PORT")] = None,
+    admin_token: Annotated[
+        bool, typer.Option(help="Issue and print a fresh admin token before starting.")
+    ] = False,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Web server processes. Default: SOURCEBOOK_WEB_WORKERS")] = None,
+) -> None:
+    """Start the API (and, without Redis, the embedded job workers)."""
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = load_settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    if admin_token:
+        _print_admin_token(settings)
+    typer.echo(f"Sourcebook on http://{settings.host}:{settings.port}  "
+               f"(API docs: http://{settings.host}:{settings.port}/docs)")
+    log_level = os.environ.get("SOURCEBOOK_LOG_LEVEL", "info")
+    processes = workers or settings.web_workers
+    if processes > 1:
+        # Several processes need an import string; each builds its app from the same
+        # environment (host and port only matter to the listener, given here).
+        uvicorn.run("service.app:create_app", factory=True, workers=processes,
+                    host=settings.host, port=settings.port, log_level=log_level)
+        return
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=log_level)
+
+
+def worker(
+    workers: Annotated[int, typer.Option(help="Job threads in this process.")] = 1,
+    check: Annotated[bool, typer.Option(help="Only check database and queue; exit 0 if ok.")
+                     ] = False,
+) -> None:
+    """Run a queue worker: Huey on Redis when SOURCEBOOK_REDIS_URL is set, else SQLite."""
+    import logging
+
+    import sqlalchemy as sa
+
+    from pipelines.runner import ModelCache
+    from service.db import make_engine
+    from service.db import migrate as run_migrations
+    from service.storage import Storage
+    from service.worker import tasks
+    from service.worker.queue import HueyQueue, make_huey
+
+    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+    settings = load_settings()
+    engine = make_engine(settings)
+    queue = HueyQueue(make_huey(settings))
+    if check:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        queue.ping()
+        typer.echo("ok")
+        return
+    logging.basicConfig(level=os.environ.get("SOURCEBOOK_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_migrations(engine, settings)
+    storage = Storage(settings.recordings_dir)
+    storage.ensure()
+    ctx = tasks.WorkerContext(settings=settings, engine=engine, storage=storage,
+                              models=ModelCache(settings.models_dir, keep=True), queue=queue)
+    tasks.set_context(ctx)
+    recovery = tasks.Recovery(ctx)
+    recovery.start()
+    typer.echo(f"worker {ctx.name}: {workers} thread(s) on "
+               f"{'Redis' if settings.redis_url else 'the SQLite queue'}")
+    queue.consumer(workers).run()
+
+
+def _print_admin_token(settings: Settings) -> None:
+    from sqlmodel import Session, select
+
+    from service import auth
+    from service.crud import audit
+    from service.db import make_engine
+    from service.db import migrate as run_migrations
+    from service.models.users import Role, User
+
+    engine = make_engine(settings)
+    run_migrations(engine, settings)
+    with Session(engine) as session:
+        user = session.exec(select(User).where(User.name == "admin")).first()
+        if user is None:
+            user, token = auth.create_user(
+                session, key=settings.token_key(), name="admin", role=Role.admin,
+                ttl=settings.token_ttl,
+            )
+        else:
+            token = auth.issue_token(session, key=settings.token_key(), user=user, label="serve",
+                                     ttl=settings.token_ttl)
+        audit.record(session, actor=None, action="token", object_type="user", object_id=user.id,
+                     summary="admin token issued by `serve --admin-token`")
+        session.commit()
+    typer.echo("Admin token (shown once):")
+    typer.echo(f"  {token}")
+    typer.echo(f"  export SOURCEBOOK_TOKEN={token}")
+    sys.stdout.flush()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(migrate)
+    app.command()(serve)
+    app.command()(worker)

@@ -1,0 +1,144 @@
+"""Search on PostgreSQL: ``to_tsvector('simple', search_text)`` under a partial GIN
+index finds the candidates; LIKE on the spaced text checks the phrases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Session, col
+
+from service.models.transcripts import Segment
+from service.models.users import User
+from service.search import scope
+from service.search.query import ParsedQuery, relevance
+from service.search.scope import id_list, invisible_recordings, person_labels
+from service.visibility import is_redacted_for, withheld_current_segments
+
+
+def segment_filters(session: Session, user: User, *, person_id: int | None,
+                              recording_id: int | None, language: str | None) -> list[Any]:
+    conds: list[Any] = [col(Segment.is_current)]
+    if recording_id is not None:
+        conds.append(col(Segment.recording_id) == recording_id)
+    invisible = invisible_recordings(session, user)
+    if invisible:
+        conds.append(col(Segment.recording_id).not_in(invisible))
+    if language:
+        conds.append(col(Segment.language) == language)
+    if person_id is not None:
+        pairs = person_labels(session, person_id)
+        # The recordings first: their index narrows the rows before the label test.
+        conds.append(col(Segment.recording_id).in_(sorted({r for r, _ in pairs}) or [-1]))
+        conds.append(sa.or_(sa.false(), *(
+            sa.and_(col(Segment.recording_id) == r, col(Segment.speaker) == label)
+            for r, label in pairs)))
+    if is_redacted_for(user):
+        # Withheld segments are few (restricted spans cover minutes): materialised once
+        # and hashed, not a correlated subquery per hit of a common word.
+        hidden = withheld_current_segments().cte("hidden").prefix_with("MATERIALIZED")
+        conds.append(col(Segment.id).not_in(sa.select(hidden.c.id)))
+    return conds
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def postgres_page(session: Session, parsed: ParsedQuery, conds: list[Any], *, limit: int,
+                   offset: int) -> tuple[list[int], int, bool, int | None]:
+    """GIN finds segments with every token; LIKE on the spaced text checks the phrases.
+
+    A phrase tsquery (``<->``) makes PostgreSQL recheck each candidate by running
+    ``to_tsvector`` on it again (GIN keeps no positions), about 50-150 us a row; with
+    a plain AND of tokens the GIN answer is exact, and the phrase test is a LIKE on
+    ``search_text``, whose tokens are single-space separated, at about 1 us a row.
+    Ranking likewise avoids ``ts_rank`` (another ``to_tsvector`` per hit): it counts
+    each phrase's occurrences and damps them by segment length, as bm25 does. The
+    GIN index is partial (current segments only), so ``is_current`` is in ``conds``.
+    Counting and ranking are bounded as on SQLite (COUNT_CAP, RANK_WINDOW).
+    """
+    tokens: list[str] = []
+    for phrase in parsed.phrases:
+        for i, tok in enumerate(phrase.tokens):
+            term = f"'{tok.replace(chr(39), chr(39) * 2)}'"
+            if phrase.prefix and i == len(phrase.tokens) - 1:
+                term += ":*"
+            if term not in tokens:
+                tokens.append(term)
+    # Must be the GIN index's expression exactly, or PostgreSQL scans every segment.
+    vector = sa.func.to_tsvector(sa.literal_column("'simple'"), col(Segment.search_text))
+    tsquery = sa.func.to_tsquery(
+        sa.literal_column("'simple'"),
+        sa.bindparam("ts_query", " & ".join(tokens), type_=sa.Text),
+    )
+    padded = sa.literal(" ") + col(Segment.search_text) + sa.literal(" ")
+    where: list[Any] = [vector.op("@@")(tsquery), *conds]
+    for n, phrase in enumerate(parsed.phrases):
+        if len(phrase.tokens) > 1:
+            text = " ".join(phrase.tokens)
+            tail = "" if phrase.prefix else " "
+            pattern: Any = sa.bindparam(f"like_{n}", f"% {_like_escape(text)}{tail}%")
+            where.append(padded.like(pattern, escape="\\"))
+    # octet_length is O(1) where char_length walks the UTF-8; ~300 bytes of search_text
+    # is a long segment (100 Chinese characters).
+    score = relevance(parsed, sa.func.octet_length, 300.0)
+    # One pass over the GIN bitmap gives the count and, when it is exact, every match:
+    # building the bitmap of two common characters alone costs ~250 ms at 1 M segments,
+    # so it is not repeated for the window.
+    found = id_list(session, sa.select(col(Segment.id)).where(*where).limit(scope.COUNT_CAP + 1))
+    exact = len(found) <= scope.COUNT_CAP
+    count = min(len(found), scope.COUNT_CAP)
+    if count == 0:
+        return [], 0, True, None
+    windowed = count > scope.RANK_WINDOW
+    rest: list[int] = []
+    if exact:
+        found.sort(reverse=True)
+        candidates, rest = found[:scope.RANK_WINDOW], found[scope.RANK_WINDOW:]
+    else:
+        candidates = _newest_matches(session, where)
+    boundary = min(candidates)
+    # The candidates are scored by primary key: no third pass over the GIN bitmap.
+    in_window = col(Segment.id) == sa.func.any(
+        sa.bindparam("candidates", candidates, type_=postgresql.ARRAY(sa.Integer)))
+    page: list[int] = []
+    if offset < scope.RANK_WINDOW:
+        ranked = (sa.select(col(Segment.id).label("id"), score.label("score"))
+                  .where(in_window).cte().prefix_with("MATERIALIZED"))
+        page = id_list(session, sa.select(ranked.c.id)
+                    .order_by(ranked.c.score.desc(), ranked.c.id).limit(limit).offset(offset))
+    if windowed and len(page) < limit:
+        skip = max(0, offset - scope.RANK_WINDOW)
+        if exact:
+            page += rest[skip:skip + limit - len(page)]
+        else:
+            page += id_list(session, sa.select(col(Segment.id))
+                         .where(*where, col(Segment.id) < boundary)
+                         .order_by(col(Segment.id).desc()).limit(limit - len(page))
+                         .offset(skip))
+    return page, count, exact, scope.RANK_WINDOW if windowed else None
+
+
+def _newest_matches(session: Session, where: list[Any]) -> list[int]:
+    """The ids of the newest RANK_WINDOW matches (or of all, if there are fewer).
+
+    GIN returns matches unordered, so "the newest N" would otherwise mean fetching every
+    match from the heap to sort it. Ids grow with time, so a range of recent ids is
+    tried first and widened fourfold until it holds N matches: PostgreSQL ANDs the
+    GIN bitmap with the primary-key range and reads only the rows in it.
+    """
+    top = session.connection().execute(sa.select(sa.func.max(Segment.id))).scalar_one() or 0
+    span = 8 * scope.RANK_WINDOW
+    while True:
+        lo = top - span
+        # MATERIALIZED: with an ORDER BY id in the same query the planner may walk the
+        # primary key backwards and run to_tsvector on every row it passes (seconds).
+        in_range = (sa.select(col(Segment.id).label("id"))
+                    .where(*where, col(Segment.id) > lo).cte().prefix_with("MATERIALIZED"))
+        ids = id_list(session, sa.select(in_range.c.id).order_by(in_range.c.id.desc())
+                   .limit(scope.RANK_WINDOW))
+        if len(ids) == scope.RANK_WINDOW or lo <= 0:
+            return ids or [0]
+        span *= 4
