@@ -39,7 +39,7 @@ with warnings.catch_warnings():
     from pyannote.core import SlidingWindowFeature
 
 from pipelines.campplus import FRAME_SHIFT_S, CAMPPlusEmbedding
-from pipelines.voices import chunk_starts
+from pipelines.voices.recompute import chunk_starts
 
 #: Network frames (20 ms) per second.
 _FRAME_RATE = round(1.0 / FRAME_SHIFT_S)

@@ -1,4 +1,4 @@
-"""Voice recognition (pipelines/voices.py).
+"""Voice recognition (pipelines/voices/).
 
 Unit tests of the pure functions on synthetic vectors (matching rules, bounded voiceprints,
 calibration, the windows of the recomputation), then real audio: the two voices of one
