@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, SQLModel, col, select
 
-from pipelines.text import cjk_spaced, is_cjk, to_simplified
+from pipelines.text import cjk_spaced, is_cjk, is_word_char, to_simplified
 from service.access import recording_filter
 from service.models.consent import Restriction
 from service.models.people import Person
@@ -541,11 +541,6 @@ def _speaker_names(session: Session, recording_ids: set[int],
 # --- snippets ---------------------------------------------------------------------------
 
 
-def _is_word_char(ch: str) -> bool:
-    # The same rule as pipelines.text.cjk_spaced, so tokens here line up with the index.
-    return ch.isalnum() or unicodedata.category(ch) in ("Mn", "Mc")
-
-
 @lru_cache(maxsize=4096)
 def _base(token: str) -> str:
     # FTS5's unicode61 (remove_diacritics 2) matches "cafe" with "café": compare alike.
@@ -587,7 +582,8 @@ def tokens_with_spans(text: str) -> list[tuple[str, int, int]]:
             if is_cjk(ch):
                 flush()
                 tokens.append((ch, i, i + 1))
-            elif _is_word_char(ch):
+            # The rule of pipelines.text.cjk_spaced: tokens line up with the index.
+            elif is_word_char(ch):
                 if not word:
                     word_start = i
                 word.append(ch)
