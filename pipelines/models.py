@@ -38,6 +38,8 @@ MANIFEST_NAME = "manifest.json"
 #: ``install_models`` replaces entries made by an older recipe.
 RECIPE_VERSION = 1
 
+#: The speech recognisers a run may use (``pipelines.runner.Backend``).
+ASR_BACKENDS: tuple[str, ...] = ("faster-whisper", "openai-whisper")
 CT2_DIRS: dict[str, str] = {"base": "whisper-base-ct2", "tiny.en": "whisper-tiny.en-ct2"}
 OPENAI_FILES: dict[str, str] = {"base": "whisper-base.pt", "tiny.en": "whisper-tiny.en.pt"}
 DIARIZATION_DIR = "pyannote-diarization"

@@ -349,11 +349,11 @@ def transcribe(
     unknown = [f for f in chosen if f not in WRITERS]
     if unknown:
         _fail(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(WRITERS)}")
-    backend = backend or settings.asr_backend
-    if backend not in ("faster-whisper", "openai-whisper"):
+    try:
+        backend, default_model = settings.asr_default(backend or None)
+    except ValueError:
         _fail(f"unknown backend {backend!r}; use faster-whisper or openai-whisper")
-    default_model = (settings.whisper_model if backend == "faster-whisper"
-                     else settings.openai_whisper_model)
+        return
     options = RunOptions(
         backend=backend,  # type: ignore[arg-type]
         model=model or default_model,
