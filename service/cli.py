@@ -341,7 +341,7 @@ def transcribe(
 
     from pipelines.errors import PipelineError
     from pipelines.export import WRITERS, ExportDoc, ExportSegment
-    from pipelines.runner import STAGE_WEIGHTS, ModelCache, RunOptions, run
+    from pipelines.runner import ModelCache, RunOptions, run, run_stages
 
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
     settings = _settings()
@@ -364,10 +364,10 @@ def transcribe(
         num_speakers=num_speakers,
         diarization_pipeline=settings.diarization_pipeline or None,
     )
-    stages = [s for s in STAGE_WEIGHTS if diarize or s != "diarize"]
+    stages = run_stages(diarize)
     with Progress(TextColumn("{task.description:<10}"), BarColumn(),
                   TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn()) as bar:
-        ids = {s: bar.add_task(s, total=1.0) for s in stages}
+        ids = {s.value: bar.add_task(s.value, total=1.0) for s in stages}
 
         def progress(stage: str, fraction: float) -> None:
             if stage in ids:
