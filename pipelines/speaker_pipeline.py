@@ -39,6 +39,7 @@ with warnings.catch_warnings():
     from pyannote.core import SlidingWindowFeature
 
 from pipelines.campplus import FRAME_SHIFT_S, CAMPPlusEmbedding
+from pipelines.voices.recompute import chunk_starts
 
 #: Network frames (20 ms) per second.
 _FRAME_RATE = round(1.0 / FRAME_SHIFT_S)
@@ -203,19 +204,100 @@ class SourcebookDiarization(SpeakerDiarization):  # type: ignore[misc]
         """Per block: where its core ends and the core's frame features (C, frames)."""
         margin = round(self.embedding_margin * _FRAME_RATE)
         last = blocks[-1][1]
-        for core_start, core_end in blocks:
-            start = max(0, core_start - margin)
-            end = min(last, core_end + margin)
-            # Network frame j of a span starting at sample s covers fbank frames 2j, 2j+1.
-            span = audio[start * _HOP : end * _HOP + 400 - 160]
-            # pyannote zero-pads the last chunk past the end of the audio: so do we (per
-            # span: padding the whole recording would copy it).
-            short = (end - start) * _HOP + 400 - 160 - span.shape[0]
-            if short > 0:
-                span = F.pad(span, (0, short))
-            feats = model.compute_fbank(span[None, None, :])
-            frames = model.frames(feats)[0]
-            yield core_end, frames[:, core_start - start : core_end - start]
+        for block in blocks:
+            yield block[1], _block_features(model, audio, block, margin, last)
+
+    def recording_embedder(self) -> RecordingEmbedder | None:
+        """Embeddings of windows of a recording as :meth:`get_embeddings` makes them, for
+        :func:`pipelines.voices.embed_labels`; None for an embedding model other than CAM++."""
+        model = self._embedding.model_
+        return RecordingEmbedder(self, model) if isinstance(model, CAMPPlusEmbedding) else None
+
+
+class RecordingEmbedder:
+    """CAM++ embeddings of windows (chunks) of one recording, from the diarizer's features.
+
+    A diarizer's chunk embedding pools frame features computed over 30 s blocks of the whole
+    recording (:meth:`SourcebookDiarization.get_embeddings`), not over the chunk alone: the
+    fbank is mean-normalised per block and the network sees the block's context. Embedding a
+    chunk on its own gives another vector (cosine 0.96 on a label of pyannote's sample). This
+    computes the features exactly so (the same blocks, margins and zero padding at the end),
+    only for the blocks the windows touch, so a window of the diarizer's chunk grid pooled
+    under the diarizer's mask gives the diarizer's embedding.
+    """
+
+    sample_rate = 16000
+
+    def __init__(self, pipeline: SourcebookDiarization, model: CAMPPlusEmbedding) -> None:
+        self._pipeline = pipeline
+        self._model = model
+        #: The diarizer's chunk grid (seconds): windows of ``window`` every ``step``.
+        self.window = float(pipeline._segmentation.duration)
+        self.step = float(pipeline._segmentation.step)
+
+    def embed_windows(
+        self, audio: np.ndarray, starts: np.ndarray, masks: np.ndarray
+    ) -> np.ndarray:
+        """(N, dim) embeddings of the windows at ``starts`` (seconds) of mono 16 kHz
+        ``audio``, each pooled under its mask (N, any number of frames over the window)."""
+        wave = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32).reshape(-1))
+        chunk_frames = _frames_for(self.window)
+        # The diarizer's last chunk decides where its features end (zero padded past the
+        # audio), and so the last block: the same here, for the same audio.
+        last_chunk = chunk_starts(wave.shape[0], self.sample_rate, self.window, self.step)[-1]
+        total = round(last_chunk * _FRAME_RATE) + chunk_frames
+        blocks = list(self._pipeline._blocks(total))
+        margin = round(self._pipeline.embedding_margin * _FRAME_RATE)
+        firsts = [round(float(s) * _FRAME_RATE) for s in starts]
+        out = np.zeros((len(firsts), self._model.dimension), dtype=np.float32)
+        cache: dict[int, torch.Tensor] = {}
+        with torch.inference_mode():
+            for i in np.argsort(firsts, kind="stable"):
+                first = firsts[i]
+                # Blocks that end before this window are not needed again (sorted starts).
+                for b in [b for b in cache if blocks[b][1] <= first]:
+                    del cache[b]
+                parts = []
+                for b, (core_start, core_end) in enumerate(blocks):
+                    lo, hi = max(core_start, first), min(core_end, first + chunk_frames)
+                    if lo >= hi:
+                        continue
+                    if b not in cache:
+                        cache[b] = _block_features(self._model, wave, blocks[b], margin, total)
+                    parts.append(cache[b][:, lo - core_start : hi - core_start])
+                if not parts:
+                    raise ValueError(f"a window starts at {starts[i]} s, past the audio")
+                frames = torch.cat(parts, dim=1)
+                # Only a window beyond the diarizer's last chunk runs short.
+                frames = F.pad(frames, (0, chunk_frames - frames.shape[1]))
+                mask = torch.from_numpy(np.asarray(masks[i], dtype=np.float32))
+                w = _resample(mask[None, None, :], chunk_frames)[0]
+                out[i] = self._model.pool(frames[None], w).numpy()[0]
+        return out
+
+
+def _block_features(
+    model: CAMPPlusEmbedding,
+    audio: torch.Tensor,
+    core: tuple[int, int],
+    margin: int,
+    last: int,
+) -> torch.Tensor:
+    """Frame features (C, frames) of the block ``core`` (network frames), computed with
+    ``margin`` frames of context each side, within [0, ``last``)."""
+    core_start, core_end = core
+    start = max(0, core_start - margin)
+    end = min(last, core_end + margin)
+    # Network frame j of a span starting at sample s covers fbank frames 2j, 2j+1.
+    span = audio[start * _HOP : end * _HOP + 400 - 160]
+    # pyannote zero-pads the last chunk past the end of the audio: so do we (per span:
+    # padding the whole recording would copy it).
+    short = (end - start) * _HOP + 400 - 160 - span.shape[0]
+    if short > 0:
+        span = F.pad(span, (0, short))
+    feats = model.compute_fbank(span[None, None, :])
+    frames: torch.Tensor = model.frames(feats)[0]
+    return frames[:, core_start - start : core_end - start]
 
 
 def _frames_for(seconds: float) -> int:

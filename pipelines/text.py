@@ -89,7 +89,7 @@ def is_cjk_punctuation(ch: str) -> bool:
     return any(lo <= cp <= hi for lo, hi in _CJK_PUNCT_RANGES) and not ch[0].isalnum()
 
 
-def _is_word_char(ch: str) -> bool:
+def is_word_char(ch: str) -> bool:
     # Combining marks stay with their base letter (NFKC leaves some uncomposed).
     return ch.isalnum() or unicodedata.category(ch) in ("Mn", "Mc")
 
@@ -115,7 +115,7 @@ def cjk_spaced(text: str) -> str:
     for ch in _fold(text):
         if is_cjk(ch):
             out.append(f" {ch} ")
-        elif _is_word_char(ch):
+        elif is_word_char(ch):
             out.append(ch)
         else:
             out.append(" ")
@@ -124,7 +124,7 @@ def cjk_spaced(text: str) -> str:
 
 def normalise_for_match(text: str) -> str:
     """Text reduced for fuzzy quote matching: simplified, lowercase, no punctuation or spaces."""
-    return "".join(ch for ch in _fold(text) if _is_word_char(ch))
+    return "".join(ch for ch in _fold(text) if is_word_char(ch))
 
 
 def _needs_space(left: str, right: str) -> bool:
@@ -191,7 +191,7 @@ class WordSpan:
 
 def is_spoken(ch: str) -> bool:
     """True for a character that has a sound: a letter, digit, or CJK character."""
-    return is_cjk(ch) or _is_word_char(ch)
+    return is_cjk(ch) or is_word_char(ch)
 
 
 def word_spans(text: str) -> list[WordSpan]:

@@ -7,13 +7,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Literal
 
-#: The one progress hook: ``progress(stage, fraction)`` with ``fraction`` in 0..1.
+#: The one progress hook: ``progress(stage, fraction)`` with ``fraction`` in 0..1 (a
+#: :class:`Stage`; "align" for :mod:`pipelines.align`, which is no stage of a run).
 #: It may raise ``CancelledError`` to stop the run at that point.
 ProgressCallback = Callable[[str, float], None]
 
-STAGES: tuple[str, ...] = ("normalise", "transcribe", "diarize", "merge", "store")
+
+class Stage(StrEnum):
+    """The stages of a transcription run, in order. The values are what the API, the job
+    table and the CLI show; ``store`` is the service's (the transcript written)."""
+
+    normalise = "normalise"
+    transcribe = "transcribe"
+    diarize = "diarize"
+    merge = "merge"
+    store = "store"
+    #: An "align" job's one stage: timing given text (corrections, imports) to the audio.
+    align = "align"
+
 
 #: Where a word's times come from:
 #:

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipelines.models import ASR_BACKENDS
 from service.filemodes import open_private, private_dir, tighten
 
 
@@ -88,6 +89,18 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'sourcebook.db').resolve()}"
         return self
+
+    def asr_default(self, backend: str | None = None) -> tuple[str, str]:
+        """(backend, model spec) of a run that names no model: ``backend`` (or the
+        ``asr_backend`` setting) and that backend's model setting. The one place both
+        defaults are chosen (the worker and ``sourcebook transcribe``); raises ValueError for
+        a backend that is not one of :data:`pipelines.models.ASR_BACKENDS`."""
+        chosen = backend or self.asr_backend
+        if chosen not in ASR_BACKENDS:
+            raise ValueError(f"unknown ASR backend {chosen[:100]!r}; use one of "
+                             f"{', '.join(ASR_BACKENDS)}")
+        return chosen, (self.whisper_model if chosen == "faster-whisper"
+                        else self.openai_whisper_model)
 
     @property
     def is_sqlite(self) -> bool:

@@ -30,7 +30,6 @@ from pipelines.models import (
 from service.config import Settings
 from service.errors import Invalid
 
-ASR_BACKENDS = ("faster-whisper", "openai-whisper")
 #: What ``languages`` holds for a model that takes any language Whisper knows.
 ANY_LANGUAGE = "any"
 _BUNDLED_BACKEND = {"ct2": "faster-whisper", "openai": "openai-whisper", "pyannote": "pyannote"}
@@ -184,13 +183,12 @@ def spec_for(settings: Settings, *, backend: str | None, model: str | None) -> t
     The worker's own check: a job row naming anything but a catalogue model (written by
     an older version, or by hand) raises :class:`UnknownModel` instead of loading it.
     """
-    chosen = backend or settings.asr_backend
-    if chosen not in ASR_BACKENDS:
-        raise UnknownModel(f"unknown ASR backend {chosen[:100]!r}; use one of "
-                           f"{', '.join(ASR_BACKENDS)}")
+    try:
+        chosen, default = settings.asr_default(backend)
+    except ValueError as exc:
+        raise UnknownModel(str(exc)) from None
     if model is None:  # the server's own setting: trusted, may be a path
-        return chosen, (settings.whisper_model if chosen == "faster-whisper"
-                        else settings.openai_whisper_model)
+        return chosen, default
     for entry in catalog(settings):
         if entry.kind == "asr" and entry.backend == chosen and entry.name == model:
             return chosen, entry.spec

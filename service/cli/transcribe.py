@@ -29,7 +29,7 @@ def transcribe(
 
     from pipelines.errors import PipelineError
     from pipelines.export import WRITERS, ExportDoc, ExportSegment
-    from pipelines.runner import STAGE_WEIGHTS, ModelCache, RunOptions, run
+    from pipelines.runner import ModelCache, RunOptions, run, run_stages
 
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
     settings = load_settings()
@@ -37,11 +37,11 @@ def transcribe(
     unknown = [f for f in chosen if f not in WRITERS]
     if unknown:
         fail(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(WRITERS)}")
-    backend = backend or settings.asr_backend
-    if backend not in ("faster-whisper", "openai-whisper"):
+    try:
+        backend, default_model = settings.asr_default(backend or None)
+    except ValueError:
         fail(f"unknown backend {backend!r}; use faster-whisper or openai-whisper")
-    default_model = (settings.whisper_model if backend == "faster-whisper"
-                     else settings.openai_whisper_model)
+        return
     options = RunOptions(
         backend=backend,  # type: ignore[arg-type]
         model=model or default_model,
@@ -52,10 +52,10 @@ def transcribe(
         num_speakers=num_speakers,
         diarization_pipeline=settings.diarization_pipeline or None,
     )
-    stages = [s for s in STAGE_WEIGHTS if diarize or s != "diarize"]
+    stages = run_stages(diarize)
     with Progress(TextColumn("{task.description:<10}"), BarColumn(),
                   TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn()) as bar:
-        ids = {s: bar.add_task(s, total=1.0) for s in stages}
+        ids = {s.value: bar.add_task(s.value, total=1.0) for s in stages}
 
         def progress(stage: str, fraction: float) -> None:
             if stage in ids:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel import Field, SQLModel
 
+from pipelines.types import Stage
 from service.models.base import NEVER_REUSE_IDS, enum_type, json_column, ts_column, utcnow
 
 
@@ -19,14 +20,8 @@ class JobState(StrEnum):
     cancelled = "cancelled"
 
 
-class JobStage(StrEnum):
-    normalise = "normalise"
-    transcribe = "transcribe"
-    diarize = "diarize"
-    merge = "merge"
-    store = "store"
-    #: An "align" job's one stage: timing given text (corrections, imports) to the audio.
-    align = "align"
+#: A job's stage is its run's (one list of stage names: pipelines.types.Stage).
+JobStage = Stage
 
 
 class JobOptions(SQLModel):

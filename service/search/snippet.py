@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 
-from pipelines.text import is_cjk, to_simplified
+from pipelines.text import is_cjk, is_word_char, to_simplified
 from service.search.query import ParsedQuery, Phrase
 
 SNIPPET_CHARS = 80
@@ -28,11 +28,6 @@ MARK_CLOSE = "»"
 
 
 ELLIPSIS = "…"
-
-
-def _is_word_char(ch: str) -> bool:
-    # The same rule as pipelines.text.cjk_spaced, so tokens here line up with the index.
-    return ch.isalnum() or unicodedata.category(ch) in ("Mn", "Mc")
 
 
 @lru_cache(maxsize=4096)
@@ -76,7 +71,7 @@ def tokens_with_spans(text: str) -> list[tuple[str, int, int]]:
             if is_cjk(ch):
                 flush()
                 tokens.append((ch, i, i + 1))
-            elif _is_word_char(ch):
+            elif is_word_char(ch):
                 if not word:
                     word_start = i
                 word.append(ch)

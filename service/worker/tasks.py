@@ -44,7 +44,7 @@ from pipelines.errors import (
     ModelError,
     ModelNotFoundError,
 )
-from pipelines.runner import ModelCache, RunOptions, RunResult, StageProgress
+from pipelines.runner import ModelCache, RunOptions, RunResult, StageProgress, run_stages
 from service import alignment, model_catalog
 from service.config import Settings
 from service.crud import audit
@@ -106,9 +106,9 @@ class _Reporter:
         self.ctx = ctx
         self.job_id = job_id
         self.attempt = attempt
-        self.scale = StageProgress(None, ["normalise", "transcribe", "diarize", "merge"]
-                                   if diarize else ["normalise", "transcribe", "merge"])
+        self.scale = StageProgress(None, run_stages(diarize))
         self.stage: str = JobStage.normalise.value
+        self._started: str | None = None  # the last stage the run said it started
         self.progress = 0.0
         self.cancelled = threading.Event()
         self.lost = threading.Event()
@@ -137,6 +137,9 @@ class _Reporter:
         self.check()
 
     def __call__(self, stage: str, fraction: float) -> None:
+        if stage in self.scale.offsets and stage != self._started:
+            self._started = stage  # a stage starts: record it now, not at the next beat
+            self.on_stage(stage)
         if stage in self.scale.offsets:
             self.progress = max(self.progress, self.scale.overall(stage, fraction))
         self.check()
@@ -297,7 +300,7 @@ def execute(ctx: WorkerContext, job_id: int) -> None:
         src = ctx.storage.path_of(recording.media_path)
         normalised = ctx.storage.recording_dir(recording.id) / "normalised.wav"
         result = run(src, options, models=ctx.models, progress=reporter,
-                     normalised_out=normalised, on_stage=reporter.on_stage)
+                     normalised_out=normalised)
         reporter.on_stage(JobStage.store.value)
         # The heartbeat goes on while storing: a store that waits out an outage must
         # not look like a dead worker once the database is back.
@@ -341,7 +344,7 @@ def _execute_align(ctx: WorkerContext, job: Job) -> None:
     """Time the text of corrected or imported segments against the audio."""
     assert job.id is not None
     reporter = _Reporter(ctx, job.id, job.attempts, diarize=False)
-    reporter.scale = StageProgress(None, [JobStage.align.value])
+    reporter.scale = StageProgress(None, [JobStage.align])
     reporter.stage = JobStage.align.value
     reporter.start()
     try:

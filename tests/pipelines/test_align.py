@@ -1,4 +1,4 @@
-"""Forced alignment (pipelines/align.py) on real audio with the real Whisper models.
+"""Forced alignment (pipelines/align/) on real audio with the real Whisper models.
 
 English runs on tiny.en where it suffices, Chinese and mixed text on base. What is
 checked: the ASR's own text re-aligned lands on the ASR's word times; a one-word
@@ -151,7 +151,7 @@ def test_text_is_tokenised_as_whisper_was_trained(models_dir: Path) -> None:
     import tokenizers
     from whisper.tokenizer import get_tokenizer
 
-    from pipelines.align import _tokens
+    from pipelines.align.engines import _tokens
 
     text = " you were there. 我们很早就决定做MoE架构。"
     ids, pieces = _tokens(text, True)
@@ -361,7 +361,7 @@ def test_span_times_must_make_sense(tiny: Aligner, start: float, end: float) -> 
 def test_crammed_warping_is_degenerate(sample_audio: np.ndarray) -> None:
     """A model whose warping puts every token on one frame is caught (a stand-in engine:
     the real models do not fail this way on demand)."""
-    from pipelines.align import _tokens
+    from pipelines.align.engines import _tokens
 
     class Crammed:
         name = "crammed"

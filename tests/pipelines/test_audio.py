@@ -101,9 +101,9 @@ def test_probe_mp3_and_video(media: dict[str, Path]) -> None:
 def test_probe_without_ffprobe_parses_ffmpeg(
     media: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pipelines.audio as audio
+    from pipelines.audio import tools
 
-    monkeypatch.setattr(audio, "find_ffprobe", lambda: None)
+    monkeypatch.setattr(tools, "find_ffprobe", lambda: None)
     info = probe(media["wav"])
     assert (info.sample_rate, info.channels, info.codec) == (44100, 2, "pcm_s16le")
     assert info.duration == pytest.approx(12.0, abs=0.05)

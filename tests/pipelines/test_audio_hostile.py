@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import audio
 from pipelines.audio import (
     ALLOWED_DEMUXERS,
     check_decodable,
@@ -23,6 +22,8 @@ from pipelines.audio import (
     normalise,
     probe,
 )
+from pipelines.audio import tools as audio_tools
+from pipelines.audio.demuxers import input_args
 from pipelines.errors import AudioError, DurationLimitError
 from pipelines.types import AudioInfo
 
@@ -65,7 +66,7 @@ ATTACKS: dict[str, tuple[Callable[[Path, Path], str], str]] = {
 def tools(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run with ffprobe, and as an install without it (probing parses ``ffmpeg -i``)."""
     if request.param == "ffmpeg-only":
-        monkeypatch.setattr(audio, "find_ffprobe", lambda: None)
+        monkeypatch.setattr(audio_tools, "find_ffprobe", lambda: None)
     return str(request.param)
 
 
@@ -106,13 +107,13 @@ def test_a_forged_probe_result_cannot_unlock_a_refused_format(secret: Path, tmp_
 
 
 def test_input_options_pin_the_demuxer_and_protocol() -> None:
-    assert audio._input_args("wav") == ["-f", "wav", "-protocol_whitelist", "file"]
-    mov = audio._input_args("mov")
+    assert input_args("wav") == ["-f", "wav", "-protocol_whitelist", "file"]
+    mov = input_args("mov")
     assert mov[:4] == ["-f", "mov", "-protocol_whitelist", "file"]
     # External data references of mp4/mov stay off whatever ffmpeg's default is.
     assert mov[4:] == ["-enable_drefs", "0", "-use_absolute_path", "0"]
     with pytest.raises(ValueError):
-        audio._input_args("hls")
+        input_args("hls")
     assert not {"hls", "concat", "sdp", "image2", "tee", "data", "lavfi", "dash",
                 "subfile", "tty", "vobsub"} & set(ALLOWED_DEMUXERS)
 

@@ -1,4 +1,4 @@
-"""Voice recognition (pipelines/voices.py).
+"""Voice recognition (pipelines/voices/).
 
 Unit tests of the pure functions on synthetic vectors (matching rules, bounded voiceprints,
 calibration, the windows of the recomputation), then real audio: the two voices of one
@@ -478,14 +478,52 @@ def test_voices_named_in_one_half_are_recognised_in_the_other(halves) -> None:
         assert got[label].similarity >= THRESHOLD
 
 
+def test_the_recording_embedder_gives_the_diarizers_chunk_embeddings(halves, diarizer) -> None:
+    """Pooled under the diarizer's own masks, its chunks embed to the diarizer's vectors."""
+    import torch
+
+    wave, _, _ = halves["a.wav"]
+    pipeline = diarizer.pipeline
+    file = {"waveform": torch.from_numpy(wave).unsqueeze(0), "sample_rate": 16000, "uri": "a"}
+    segmentations = pipeline.get_segmentations(file)  # binary: the model is powerset
+    theirs = pipeline.get_embeddings(file, segmentations, exclude_overlap=True)
+    masks = pipeline._pooling_masks(segmentations, True)  # (chunks, speakers, frames)
+    chunks, speakers, frames = masks.shape
+    starts = [segmentations.sliding_window[c].start for c in range(chunks)]
+    embedder = embedder_from_diarizer(diarizer)
+    mine = embedder.embed_windows(
+        wave, np.repeat(starts, speakers), masks.reshape(chunks * speakers, frames)
+    )
+    theirs = theirs.reshape(chunks * speakers, -1)
+    spoken = masks.reshape(chunks * speakers, frames).sum(axis=1) > 0
+    assert spoken.sum() >= chunks  # someone talks in every chunk of this call
+    for m, t in zip(mine[spoken], theirs[spoken], strict=True):
+        assert float(unit(m) @ unit(t)) > 0.99999
+        assert np.linalg.norm(m - t) <= 1e-4 * np.linalg.norm(t)
+
+
+#: Recomputed from turns, a label's embedding is not its diarizer's to the last digit: the
+#: masks come from the final turns, not from the segmentation of each chunk, so a chunk's
+#: mask (and which chunks count) differs at the edges. Measured: cosine 0.995 and 0.996 for
+#: the two labels of half A (0.96 with windows embedded on their own, before the windows
+#: used the diarizer's recording-wide features; 0.51-0.56 with the other label).
+SAME_LABEL_COSINE = 0.99
+
+
 def test_recomputed_embeddings_match_the_diarizers(halves, diarizer) -> None:
     wave, a, a_truth = halves["a.wav"]
     _, b, b_truth = halves["b.mp3"]
     recomputed = embed_labels(embedder_from_diarizer(diarizer), wave, a.turns)
     for label in a.speakers:
-        mine, theirs = unit(recomputed[label]), unit(a.embeddings[label])
-        assert mine is not None and theirs is not None
-        assert float(mine @ theirs) >= 0.97
+        mine = unit(recomputed[label])
+        assert mine is not None
+        for other in a.speakers:
+            theirs = unit(a.embeddings[other])
+            assert theirs is not None
+            if other == label:
+                assert float(mine @ theirs) >= SAME_LABEL_COSINE
+            else:  # the bound tells speakers apart, by far
+                assert float(mine @ theirs) < SAME_LABEL_COSINE - 0.3
     # A voiceprint enrolled from a recomputed embedding recognises the other half too.
     prints = {a_truth[lb]: np.asarray(recomputed[lb])[None] for lb in a.speakers}
     got = match(dict(b.embeddings), prints)
