@@ -31,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from pipelines.text import join_tokens
+from pipelines.text import join_tokens, normalise_for_match
 from service.models.consent import (
     Attribution,
     ConsentAgreement,
@@ -116,6 +116,12 @@ class RecordingView:
         (an agreement withholds its speaker, or its word times are estimates)."""
         if (not self.redact or segment.words_timed == "estimated" or not words
                 or self.speaker_level(segment.speaker) is not None):
+            return None
+        # Only words that are the segment's text, inside its span, can be shown apart:
+        # anything else (stale or foreign words) is withheld with the segment.
+        if any(float(w["start"]) < segment.start - 0.05 or float(w["end"]) > segment.end + 0.05
+               for w in words) or normalise_for_match(
+                join_tokens(str(w["text"]) for w in words)) != normalise_for_match(segment.text):
             return None
         spans = [s for s in self.spans if s.level in HIDDEN_LEVELS
                  and s.start < segment.end and s.end > segment.start]
