@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from pipelines.escaping import csv_text, md_text
 from pipelines.export import hms
 from service import clearance as rules
-from service.crud import audit
+from service.crud import audit, voices
 from service.filemodes import READ_ONLY_MODE, private_dir
 from service.models.audit import AuditEvent, AuditEventPublic
 from service.models.base import utcnow
@@ -106,7 +106,8 @@ def _active_in_scope(session: Session, person_id: int, recording_id: int | None,
     )).first()
 
 
-def create_agreement(session: Session, *, data: ConsentCreate, actor: User) -> ConsentAgreement:
+def create_agreement(session: Session, *, data: ConsentCreate, actor: User,
+                     enqueue: voices.Enqueue | None = None) -> ConsentAgreement:
     if data.status == ConsentStatus.withdrawn:
         raise ConsentError(422, "An agreement cannot be created as withdrawn; create it and "
                                 "then POST /api/v1/consents/{id}/withdraw with the reason.")
@@ -124,9 +125,27 @@ def create_agreement(session: Session, *, data: ConsentCreate, actor: User) -> C
     audit.record(session, actor=actor, action="create", object_type="consent",
                  object_id=agreement.id,
                  summary=_scope_summary(agreement) + f"; status {agreement.status.value}; "
-                 f"attribution {agreement.attribution.value}")
+                 f"attribution {agreement.attribution.value}; voiceprint {agreement.voiceprint}")
+    jobs = _sync_voiceprint(session, agreement, actor, "agreement created")
     session.commit()
+    _enqueue(enqueue, jobs)
     return agreement
+
+
+def _sync_voiceprint(session: Session, agreement: ConsentAgreement, actor: User | None,
+                     why: str) -> list[int]:
+    """Voice recognition follows the person's agreements at once (service.crud.voices)."""
+    person = session.get(Person, agreement.person_id)
+    if person is None:
+        return []
+    return voices.sync_consent(session, person, actor=actor,
+                               why=f"consent #{agreement.id} {why}").jobs
+
+
+def _enqueue(enqueue: voices.Enqueue | None, jobs: list[int]) -> None:
+    if enqueue is not None:
+        for job_id in jobs:
+            enqueue(job_id)
 
 
 def _scope_summary(a: ConsentAgreement) -> str:
@@ -152,7 +171,7 @@ def list_agreements(
 
 
 def update_agreement(session: Session, *, agreement: ConsentAgreement, data: ConsentUpdate,
-                     actor: User) -> ConsentAgreement:
+                     actor: User, enqueue: voices.Enqueue | None = None) -> ConsentAgreement:
     changes = data.model_dump(exclude_unset=True)
     if agreement.status == ConsentStatus.withdrawn:
         raise ConsentError(409, f"Consent #{agreement.id} was withdrawn and is kept as it was; "
@@ -160,7 +179,7 @@ def update_agreement(session: Session, *, agreement: ConsentAgreement, data: Con
     if changes.get("status") == ConsentStatus.withdrawn:
         raise ConsentError(422, "Withdraw with POST /api/v1/consents/{id}/withdraw and a "
                                 "reason, so that the date and reason are kept.")
-    for key in ("status", "form", "attribution", "approval_required"):
+    for key in ("status", "form", "attribution", "approval_required", "voiceprint"):
         if key in changes and changes[key] is None:
             raise ConsentError(422, f"'{key}' cannot be null.")
     for key, value in changes.items():
@@ -169,7 +188,9 @@ def update_agreement(session: Session, *, agreement: ConsentAgreement, data: Con
     session.add(agreement)
     audit.record(session, actor=actor, action="update", object_type="consent",
                  object_id=agreement.id, summary="fields: " + ", ".join(sorted(changes)))
+    jobs = _sync_voiceprint(session, agreement, actor, "updated")
     session.commit()
+    _enqueue(enqueue, jobs)
     return agreement
 
 
@@ -191,6 +212,7 @@ def withdraw_agreement(session: Session, *, agreement: ConsentAgreement, reason:
     audit.record(session, actor=actor, action="withdraw", object_type="consent",
                  object_id=agreement.id,
                  summary=_scope_summary(agreement) + f"; {len(impact)} quote use(s) blocked")
+    _sync_voiceprint(session, agreement, actor, "withdrawn")
     session.commit()
     return agreement, impact
 
@@ -763,8 +785,12 @@ def erase_person(session: Session, *, storage: Storage, person: Person, actor: U
         session.add(c)
 
     had_voiceprint = person.voiceprint is not None
-    person.voiceprint = None
-    person.biometric_consent = False
+    # Every label of theirs just lost its embedding above; this deletes the voiceprint and
+    # recomputes every suggestion without them (audited as voiceprint-delete).
+    session.flush()
+    suggested = len(list(session.exec(select(Speaker.id).where(
+        Speaker.suggestion_person_id == pid))))
+    voices.forget(session, person, actor=actor, why="erasure request")
     person.name = f"[erased person {pid}]"
     person.alt_names = []
     person.organisation = None
@@ -776,7 +802,8 @@ def erase_person(session: Session, *, storage: Storage, person: Person, actor: U
         person_id=pid, segments_redacted=len(seg_ids), transcript_versions=versions,
         revisions_deleted=revisions, quotes_deleted=len(quote_ids),
         documents_removed=len(moved), voiceprint_removed=had_voiceprint,
-        speaker_embeddings_removed=embeddings, consents_closed=len(consents))
+        speaker_embeddings_removed=embeddings, consents_closed=len(consents),
+        suggestions_removed=suggested)
     audit.record(session, actor=actor, action="erase", object_type="person", object_id=pid,
                  summary=", ".join(f"{k} {v}" for k, v in summary.model_dump().items()
                                    if k != "person_id"))

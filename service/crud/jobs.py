@@ -19,8 +19,11 @@ class JobConflict(Exception):
 
 
 def active_job(session: Session, recording_id: int) -> Job | None:
+    """The recording's transcription in progress (a short voiceprint job does not count:
+    it never writes a transcript)."""
     return session.exec(
-        select(Job).where(Job.recording_id == recording_id, col(Job.state).in_(ACTIVE))
+        select(Job).where(Job.recording_id == recording_id, col(Job.state).in_(ACTIVE),
+                          Job.kind == "transcribe")
     ).first()
 
 

@@ -220,10 +220,14 @@ class _Head:
                  user: User | None) -> None:
         self.session = session
         self.transcript = transcript
+        from service.crud.voices import suggestions
+
         self.names = speaker_names(session, transcript.recording_id)
+        sounds_like = suggestions(session, transcript.recording_id)
         self.speakers = [
             TranscriptSpeaker(label=label, person_id=self.names.get(label, (None, None))[0],
-                              name=self.names.get(label, (None, None))[1])
+                              name=self.names.get(label, (None, None))[1],
+                              suggestion=sounds_like.get(label))
             for label in sorted(labels | set(self.names))
         ]
         self.spans = active_spans(session, [transcript.recording_id]).get(
@@ -319,14 +323,26 @@ class SpeakerMapError(ValueError):
 
 
 def speaker_map(session: Session, recording_id: int) -> list[TranscriptSpeaker]:
+    from service.crud.voices import suggestions
+
     names = speaker_names(session, recording_id)
-    return [TranscriptSpeaker(label=label, person_id=pid, name=name)
+    sounds_like = suggestions(session, recording_id)
+    return [TranscriptSpeaker(label=label, person_id=pid, name=name,
+                              suggestion=sounds_like.get(label))
             for label, (pid, name) in sorted(names.items())]
 
 
 def set_speakers(session: Session, *, recording_id: int, mapping: dict[str, int | None],
-                 actor: User) -> list[TranscriptSpeaker]:
-    """Map labels to people (``None`` unmaps); labels not in ``mapping`` keep theirs."""
+                 actor: User, enqueue: Callable[[int], None] | None = None,
+                 ) -> list[TranscriptSpeaker]:
+    """Map labels to people (``None`` unmaps); labels not in ``mapping`` keep theirs.
+
+    Naming is also where voice recognition's consent rules apply (service.crud.voices):
+    a label named as a consenting person is enrolled in their voiceprint (or, without an
+    embedding, a worker job recomputes it: ``enqueue`` gets its id after the commit); one
+    named as anyone else loses its embedding.
+    """
+    from service.crud import voices
     if not mapping:
         raise SpeakerMapError(
             'Send at least one label, e.g. {"SPEAKER_00": 12}; null unmaps a label.'
@@ -349,10 +365,12 @@ def set_speakers(session: Session, *, recording_id: int, mapping: dict[str, int 
             "POST /api/v1/people or check the id with GET /api/v1/people."
         )
     changes = []
+    renamed: list[tuple[Speaker, int | None]] = []
     for label, person_id in sorted(mapping.items()):
         row = rows[label]
         if row.person_id != person_id:
             changes.append(f"{label}: {row.person_id} -> {person_id}")
+            renamed.append((row, row.person_id))
             row.person_id = person_id
             session.add(row)
     from service.crud import audit
@@ -360,7 +378,11 @@ def set_speakers(session: Session, *, recording_id: int, mapping: dict[str, int 
     audit.record(session, actor=actor, action="speakers", object_type="recording",
                  object_id=recording_id,
                  summary="; ".join(changes) if changes else "no change")
+    voice = voices.on_named(session, renamed, actor=actor)
     session.commit()
+    if enqueue is not None:
+        for job_id in voice.jobs:
+            enqueue(job_id)
     return speaker_map(session, recording_id)
 
 
