@@ -245,3 +245,27 @@ def test_the_api_carries_the_voiceprint_field(api) -> None:
     r = api.client.patch(f"/api/v1/consents/{r.json()['id']}", json={"voiceprint": None},
                          headers=api.headers("editor"))
     assert r.status_code == 422 and "voiceprint" in r.text
+
+
+def test_the_pages_show_suggestions_with_accept_and_the_consent_field(api, tmp_path) -> None:
+    from tests.web.test_pages import sign_in
+
+    rng = np.random.default_rng(20)
+    yan_v = _unit(rng)
+    yan = person(api, "闫俊杰")
+    _consent(api, yan, voiceprint=True)
+    a = _recording(api, tmp_path, 300, {"SPEAKER_00": list(yan_v)})
+    b = _recording(api, tmp_path, 400, {"SPEAKER_00": _near(yan_v, 0.83, rng)})
+    _name(api, a, {"SPEAKER_00": yan})
+    sign_in(api, "researcher")
+    page = api.client.get(f"/recordings/{b}").text
+    assert "sounds like 闫俊杰 (0.83)" in page
+    assert f'class="small accept-suggestion" type="button" data-person="{yan}"' in page
+    # The label named as the person it sounds like needs no suggestion.
+    assert "sounds like" not in api.client.get(f"/recordings/{a}").text
+    sign_in(api, "author")
+    page = api.client.get(f"/recordings/{b}").text
+    assert "sounds like 闫俊杰" in page and "accept-suggestion" not in page
+    sign_in(api, "editor")
+    page = api.client.get(f"/consent?recording={b}").text
+    assert 'name="voiceprint"' in page
