@@ -403,9 +403,9 @@ def transcribe(
 
 
 def _register_areas() -> None:
-    from service import cli_chapters, cli_consent, cli_ops, cli_workbench
+    from service import cli_chapters, cli_consent, cli_ops, cli_voices, cli_workbench
 
-    for area in (cli_workbench, cli_chapters, cli_consent, cli_ops):
+    for area in (cli_workbench, cli_chapters, cli_consent, cli_ops, cli_voices):
         area.register(app)
 
 

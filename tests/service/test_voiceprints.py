@@ -8,6 +8,7 @@ end is in test_voices_e2e.py.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -269,3 +270,36 @@ def test_the_pages_show_suggestions_with_accept_and_the_consent_field(api, tmp_p
     sign_in(api, "editor")
     page = api.client.get(f"/consent?recording={b}").text
     assert 'name="voiceprint"' in page
+
+
+def test_voices_calibrate_reads_the_archives_named_voices(api, tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from service import config
+    from service.cli import app
+
+    rng = np.random.default_rng(21)
+    yan_v, luo_v = _unit(rng), _unit(rng)
+    yan, luo = person(api, "闫俊杰"), person(api, "罗永浩")
+    _consent(api, yan, True)
+    _consent(api, luo, True)
+    for i in range(3):
+        rid = _recording(api, tmp_path, 300 + 10 * i, {"SPEAKER_00": _near(yan_v, 0.8, rng),
+                                                       "SPEAKER_01": _near(luo_v, 0.8, rng)})
+        _name(api, rid, {"SPEAKER_00": yan, "SPEAKER_01": luo})
+    extra = tmp_path / "impostors.json"
+    extra.write_text(json.dumps([{"speaker": None, "recording": "podcast 1",
+                                  "embedding": list(_unit(rng))}]), encoding="utf-8")
+    monkeypatch.setattr(config, "get_settings", lambda: api.settings)
+    runner = CliRunner()
+    r = runner.invoke(app, ["voices", "calibrate", "--extra", str(extra), "--json"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    assert report["model"] == MODEL and report["samples"] == 7
+    assert report["same_speaker"]["count"] == 6  # 3 pairs per person, across recordings
+    assert report["different_speaker"]["count"] == 9 + 6
+    assert 0 < report["threshold"]["value"] <= 1 and report["eer"]["rate"] == 0
+    r = runner.invoke(app, ["voices", "calibrate"])
+    assert r.exit_code == 0 and "EER" in r.output and "threshold" in r.output, r.output
+    r = runner.invoke(app, ["voices", "calibrate", "--model", "another"])
+    assert r.exit_code == 2 and "Name the voices" in r.output
