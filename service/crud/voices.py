@@ -202,11 +202,13 @@ def on_named(session: Session, rows: Sequence[tuple[Speaker, int | None]],
             continue
         _enrol_or_queue(session, row, person, changes, actor)
     session.flush()
+    recording_id = rows[0][0].recording_id if rows else None
     for what, names in (("dropped (no consent to voice recognition)", changes.dropped),
                         ("removed from a voiceprint", changes.unenrolled)):
         if names:
-            audit.record(session, actor=actor, action="voiceprint-label", object_type="speaker",
-                         object_id=None, summary=f"label embedding {what}: " + "; ".join(names))
+            audit.record(session, actor=actor, action="voiceprint-label",
+                         object_type="recording", object_id=recording_id,
+                         summary=f"label embedding {what}: " + "; ".join(names))
     if changes.voiceprints_changed:
         refresh_suggestions(session)
     return changes
@@ -386,8 +388,8 @@ def refresh_suggestions(session: Session, recording_ids: Iterable[int] | None = 
                 .where(col(Participant.recording_id).in_(by_recording))):
             participants.setdefault(rid, set()).add(person_id)
     changed = 0
-    applied: list[str] = []
     for rid, rows in by_recording.items():
+        applied: list[str] = []
         wanted: dict[str, tuple[int, float] | None] = {r.label: None for r in rows}
         groups: dict[str, dict[str, list[float]]] = {}
         for r in rows:
@@ -415,12 +417,12 @@ def refresh_suggestions(session: Session, recording_ids: Iterable[int] | None = 
                     and sim >= AUTO_APPLY_THRESHOLD):
                 r.person_id = pid
                 session.add(r)
-                applied.append(f"{source_of(rid, r.label)} -> person {pid} ({sim:.2f})")
-    if applied:
-        audit.record(session, actor=actor, action="voiceprint-auto-apply",
-                     object_type="speaker", object_id=None,
-                     summary="named by voice over the auto-apply threshold: "
-                             + "; ".join(applied))
+                applied.append(f"{r.label} -> person {pid} ({sim:.2f})")
+        if applied:
+            audit.record(session, actor=actor, action="voiceprint-auto-apply",
+                         object_type="recording", object_id=rid,
+                         summary="named by voice over the auto-apply threshold: "
+                                 + "; ".join(applied))
     session.flush()
     return changed
 

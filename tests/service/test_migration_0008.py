@@ -1,0 +1,48 @@
+"""Migration 0008 (voice recognition with consent), up and down, on both databases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tests.service.test_migrations import _run, database  # noqa: F401  (the fixture)
+
+NOW = "2026-11-25 12:00:00"
+
+
+def test_0008_deletes_old_voiceprints_and_adds_the_consent_field(database: str,  # noqa: F811
+                                                                 tmp_path: Path) -> None:
+    _run(database, tmp_path, ("upgrade", "0007"))
+    engine = sa.create_engine(database)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO person (id, name, alt_names, kind, biometric_consent, voiceprint, "
+            "created_at, updated_at) VALUES (1, '闫俊杰', '[]', 'founder', true, "
+            "'[0.1, 0.2]', :now, :now)"), {"now": NOW})
+        conn.execute(sa.text(
+            "INSERT INTO consentagreement (id, person_id, status, form, attribution, "
+            "approval_required, created_at, updated_at) VALUES (1, 1, 'granted', 'signed', "
+            "'on_record', false, :now, :now)"), {"now": NOW})
+    engine.dispose()
+
+    _run(database, tmp_path, ("upgrade", "0008"))
+    engine = sa.create_engine(database)
+    with engine.connect() as conn:
+        # A vector with no source, no model and no consent record behind it: deleted.
+        assert conn.execute(sa.text("SELECT voiceprint IS NULL, "
+                                    "biometric_consent FROM person")).one() == (True, False)
+        assert conn.execute(sa.text("SELECT voiceprint FROM consentagreement")
+                            ).scalar_one() in (False, 0)
+        cols = {c["name"] for c in sa.inspect(conn).get_columns("speaker")}
+        assert {"embedding_model", "suggestion_person_id", "suggestion_similarity"} <= cols
+    engine.dispose()
+
+    _run(database, tmp_path, ("downgrade", "0007"))
+    engine = sa.create_engine(database)
+    with engine.connect() as conn:
+        cols = {c["name"] for c in sa.inspect(conn).get_columns("speaker")}
+        assert "embedding_model" not in cols
+        cols = {c["name"] for c in sa.inspect(conn).get_columns("consentagreement")}
+        assert "voiceprint" not in cols
+    engine.dispose()
