@@ -24,6 +24,17 @@ def test_0008_deletes_old_voiceprints_and_adds_the_consent_field(database: str, 
             "INSERT INTO consentagreement (id, person_id, status, form, attribution, "
             "approval_required, created_at, updated_at) VALUES (1, 1, 'granted', 'signed', "
             "'on_record', false, :now, :now)"), {"now": NOW})
+        conn.execute(sa.text(
+            "INSERT INTO recording (id, title, source, access, status, sha256, size_bytes, "
+            "duration, format_name, codec, sample_rate, channels, media_path, created_at, "
+            "updated_at) VALUES (1, 't', 'interview', 'team', 'transcribed', :sha, 1, 1.0, "
+            "'wav', 'pcm', 16000, 1, '1/original.wav', :now, :now)"),
+            {"now": NOW, "sha": "0" * 64})
+        for i, (label, pid) in enumerate((("SPEAKER_00", 1), ("SPEAKER_01", None))):
+            conn.execute(sa.text(
+                "INSERT INTO speaker (id, recording_id, label, person_id, embedding) "
+                "VALUES (:id, 1, :label, :pid, '[0.5, 0.5]')"),
+                {"id": i + 1, "label": label, "pid": pid})
     engine.dispose()
 
     _run(database, tmp_path, ("upgrade", "0008"))
@@ -34,6 +45,9 @@ def test_0008_deletes_old_voiceprints_and_adds_the_consent_field(database: str, 
                                     "biometric_consent FROM person")).one() == (True, False)
         assert conn.execute(sa.text("SELECT voiceprint FROM consentagreement")
                             ).scalar_one() in (False, 0)
+        # The named label's embedding is gone; the unnamed one keeps its own.
+        assert conn.execute(sa.text("SELECT label, embedding IS NULL FROM speaker ORDER BY id")
+                            ).all() == [("SPEAKER_00", True), ("SPEAKER_01", False)]
         cols = {c["name"] for c in sa.inspect(conn).get_columns("speaker")}
         assert {"embedding_model", "suggestion_person_id", "suggestion_similarity"} <= cols
     engine.dispose()

@@ -12,6 +12,8 @@ Revises: 0007
   vector, no source, no model) was never tied to a consent record, and no agreement said
   ``voiceprint: true`` before this revision, so every existing one is deleted and
   ``biometric_consent`` (now derived from the agreements) is false for everyone.
+- For the same reason the embeddings of named labels are deleted (a named label's
+  embedding is biometric data); unnamed labels keep theirs.
 
 Columns are added with plain ALTER TABLE (no table rebuild), so SQLite's FTS triggers on
 ``speaker`` and ``segment`` stay as they are.
@@ -36,6 +38,8 @@ def upgrade() -> None:
     op.add_column("speaker", sa.Column("suggestion_similarity", sa.Float(), nullable=True))
     op.execute(sa.text("UPDATE person SET voiceprint = NULL, biometric_consent = :f")
                .bindparams(f=False))
+    # Named labels' embeddings are biometric data of people who (as of now) gave no consent.
+    op.execute(sa.text("UPDATE speaker SET embedding = NULL WHERE person_id IS NOT NULL"))
 
 
 def downgrade() -> None:
