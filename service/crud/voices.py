@@ -266,6 +266,28 @@ def enrol_embedding(session: Session, person: Person, row: Speaker, embedding: l
                  summary=f"{source} enrolled; {len(new_samples)} sample(s) of model {model}")
 
 
+def forget_recording(session: Session, recording_id: int, *, actor: User | None) -> int:
+    """Remove the samples a recording gave to voiceprints (the recording is being erased);
+    returns how many. Flushes and recomputes suggestions; the caller commits."""
+    removed = 0
+    for person in session.exec(select(Person).where(col(Person.voiceprint).is_not(None))):
+        samples = samples_of(person)
+        kept = [s for s in samples if s.get("recording_id") != recording_id]
+        if len(kept) != len(samples):
+            removed += len(samples) - len(kept)
+            person.voiceprint = {"samples": kept} if kept else None
+            person.updated_at = utcnow()
+            session.add(person)
+            audit.record(session, actor=actor, action="voiceprint-unenrol",
+                         object_type="person", object_id=person.id,
+                         summary=f"recording {recording_id} erased: "
+                                 f"{len(samples) - len(kept)} sample(s) removed")
+    if removed:
+        session.flush()
+        refresh_suggestions(session)
+    return removed
+
+
 # --------------------------------------------------------------------------- recomputation
 
 

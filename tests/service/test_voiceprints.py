@@ -303,3 +303,19 @@ def test_voices_calibrate_reads_the_archives_named_voices(api, tmp_path, monkeyp
     assert r.exit_code == 0 and "EER" in r.output and "threshold" in r.output, r.output
     r = runner.invoke(app, ["voices", "calibrate", "--model", "another"])
     assert r.exit_code == 2 and "Name the voices" in r.output
+
+
+def test_deleting_a_recording_removes_the_samples_it_gave(api, tmp_path) -> None:
+    rng = np.random.default_rng(22)
+    yan_v = _unit(rng)
+    yan = person(api, "闫俊杰")
+    _consent(api, yan, voiceprint=True)
+    a = _recording(api, tmp_path, 300, {"SPEAKER_00": list(yan_v)})
+    b = _recording(api, tmp_path, 400, {"SPEAKER_00": _near(yan_v, 0.9, rng)})
+    _name(api, a, {"SPEAKER_00": yan})
+    assert _speakers(api, b)["SPEAKER_00"]["suggestion"]["person_id"] == yan
+    r = api.client.delete(f"/api/v1/recordings/{a}", headers=api.headers("researcher"))
+    assert r.status_code == 204, r.text
+    assert _person(api, yan)["has_voiceprint"] is False
+    assert _speakers(api, b)["SPEAKER_00"]["suggestion"] is None
+    assert "voiceprint-unenrol" in _audit_actions(api)
