@@ -52,7 +52,7 @@ def _bulk_version(session: Any, recording_id: int, segs: list[Any]) -> None:
     session.execute(sa.insert(Segment), [
         {"transcript_id": t.id, "recording_id": recording_id, "idx": i,
          "start": round(s.start, 3), "end": round(s.end, 3), "speaker": s.speaker,
-         "text": s.text, "language": s.language, "words": [], "words_timed": True,
+         "text": s.text, "language": s.language, "words": [], "words_timed": "asr",
          "search_text": cjk_spaced(s.text), "edited": False}
         for i, s in enumerate(segs)])
     session.add_all(Speaker(recording_id=recording_id, label=label)

@@ -31,6 +31,8 @@ STAGE_WEIGHTS: dict[str, float] = {
     "transcribe": 0.55,
     "diarize": 0.35,
     "merge": 0.05,
+    #: The one stage of an alignment job (corrections, imports).
+    "align": 1.0,
 }
 
 

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
+from service import visibility
 from service.api import (
     audit,
     chapters,
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     """Build the app; storage, engine and queue are set up in its lifespan."""
     settings = settings or get_settings()
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+    visibility.word_margin = settings.withhold_margin
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

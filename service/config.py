@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         description="Longest accepted recording in hours: checked at upload against what "
         "the file says, and while normalising against what it really decodes to.",
     )
+    withhold_margin: float = Field(
+        0.5, ge=0, le=10,
+        description="Seconds around a withheld span whose words are withheld from authors "
+        "too, where a segment's words have real times; the rest of the segment stays readable.",
+    )
     max_json_kb: int = Field(
         1024, ge=1, description="Largest JSON (or other non-upload) request body in KiB; "
         "larger ones get 413 before they are read.")

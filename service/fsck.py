@@ -34,7 +34,8 @@ from service.storage import Storage, _pid_alive, sha256_file
 ProblemKind = Literal["missing", "corrupt", "orphan"]
 
 #: Top-level entries of the recordings root that are not media (see recordings/README.md).
-IGNORED_TOP = {"README.md", ".trash"}
+#: Not archive content: the README, deleted files, and derived caches (silenced audio).
+IGNORED_TOP = {"README.md", ".trash", ".cache"}
 
 
 @dataclass(frozen=True)

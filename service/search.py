@@ -37,12 +37,11 @@ from sqlmodel import Session, SQLModel, col, select
 
 from pipelines.text import cjk_spaced, is_cjk, to_simplified
 from service.access import recording_filter
-from service.models.consent import Restriction
 from service.models.people import Person
 from service.models.recordings import Recording, Speaker
 from service.models.transcripts import Segment, Transcript
 from service.models.users import User
-from service.visibility import hidden_segment_clause, hiding_restriction, is_redacted_for
+from service.visibility import is_redacted_for, withheld_current_segments
 
 __all__ = [
     "COUNT_CAP",
@@ -235,22 +234,6 @@ def _person_labels(session: Session, person_id: int) -> list[tuple[int, str]]:
         .where(col(Speaker.person_id) == person_id)).all()]
 
 
-def _hidden_current_segments(session: Session) -> Any:
-    """SELECT of the current segments under an off-record/deep-background span in force.
-
-    Index-only on ``ix_segment_span``; small, because restrictions cover minutes.
-    """
-    return (
-        sa.select(col(Segment.id))
-        .join(Restriction, sa.and_(
-            col(Restriction.recording_id) == col(Segment.recording_id),
-            col(Restriction.start) < col(Segment.end),
-            col(Restriction.end) > col(Segment.start),
-        ))
-        .where(col(Segment.is_current), *hiding_restriction())
-    )
-
-
 def _sqlite_page(session: Session, parsed: ParsedQuery, user: User, *,
                  person_id: int | None, recording_id: int | None, language: str | None,
                  limit: int, offset: int) -> tuple[list[int], int, bool, int | None]:
@@ -260,7 +243,7 @@ def _sqlite_page(session: Session, parsed: ParsedQuery, user: User, *,
     its ``search_meta`` tokens carry recording, language and the mapped person, so
     filters and visibility are more terms of the MATCH (recording ``r…``, language
     ``l…``, person ``p…``, and NOT the recordings the user may not see).
-    Segments under a hidden span are left out by rowid; there are few of them.
+    Segments withheld from authors are left out by rowid; there are few of them.
     """
     match = f"search_text : ({parsed.fts5()})"
     required: list[str] = []
@@ -280,7 +263,7 @@ def _sqlite_page(session: Session, parsed: ParsedQuery, user: User, *,
     fts_col: sa.ColumnClause[Any] = sa.literal_column("segment_fts")
     where: list[Any] = [fts_col.op("MATCH")(sa.bindparam("fts_query", match, type_=sa.String))]
     if is_redacted_for(user):
-        hidden = _hidden_current_segments(session).cte("hidden").prefix_with("MATERIALIZED")
+        hidden = withheld_current_segments().cte("hidden").prefix_with("MATERIALIZED")
         where.append(fts.c.rowid.not_in(sa.select(hidden.c.id)))
     capped = sa.select(fts.c.rowid).where(*where).limit(COUNT_CAP + 1).subquery()
     count = int(session.connection().execute(
@@ -351,11 +334,10 @@ def _postgres_segment_filters(session: Session, user: User, *, person_id: int | 
             sa.and_(col(Segment.recording_id) == r, col(Segment.speaker) == label)
             for r, label in pairs)))
     if is_redacted_for(user):
-        # The cheap test of the recording comes first: the span test is a correlated
-        # subquery, and running it for every hit of a common word took seconds.
-        restricted = sa.select(col(Restriction.recording_id)).where(*hiding_restriction())
-        conds.append(sa.or_(col(Segment.recording_id).not_in(restricted),
-                            ~hidden_segment_clause()))
+        # Withheld segments are few (restricted spans cover minutes): materialised once
+        # and hashed, not a correlated subquery per hit of a common word.
+        hidden = withheld_current_segments().cte("hidden").prefix_with("MATERIALIZED")
+        conds.append(col(Segment.id).not_in(sa.select(hidden.c.id)))
     return conds
 
 

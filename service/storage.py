@@ -171,8 +171,14 @@ class Storage:
             removed.append(p)
         return removed
 
+    def cache_dir(self, recording_id: int) -> Path:
+        """Derived files of a recording (audio with withheld spans silenced): outside its
+        directory, since they are no archive content and may be rebuilt at any time."""
+        return self.root / ".cache" / "silenced" / str(int(recording_id))
+
     def remove_recording(self, recording_id: int) -> None:
         shutil.rmtree(self.recording_dir(recording_id), ignore_errors=True)
+        shutil.rmtree(self.cache_dir(recording_id), ignore_errors=True)
 
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free

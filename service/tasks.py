@@ -45,9 +45,11 @@ from pipelines.errors import (
     ModelNotFoundError,
 )
 from pipelines.runner import ModelCache, RunOptions, RunResult, StageProgress
-from service import model_catalog
+from service import alignment, model_catalog
 from service.config import Settings
 from service.crud import audit, voices
+from service.crud.carry import carry_corrections
+from service.crud.jobs import ALIGN, create_align_job
 from service.crud.transcripts import SegmentIn, add_version
 from service.crud.voices import VOICEPRINT_JOB
 from service.db import DB_UNAVAILABLE_ERRORS
@@ -213,7 +215,9 @@ def claim(ctx: WorkerContext, job_id: int) -> Job | None:
             .where(col(Job.id) == job_id, col(Job.state) == JobState.queued,
                    col(Job.cancel_requested).is_(False))
             .values(state=JobState.running, attempts=Job.attempts + 1, worker=ctx.name,
-                    heartbeat_at=now, started_at=now, stage=JobStage.normalise, error=None,
+                    heartbeat_at=now, started_at=now, error=None,
+                    stage=sa.case((col(Job.kind) == ALIGN, JobStage.align.value),
+                                  else_=JobStage.normalise.value),
                     progress=0.0)  # a new attempt starts from nothing (never moves back)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -222,8 +226,8 @@ def claim(ctx: WorkerContext, job_id: int) -> Job | None:
         job = session.get(Job, job_id)
         assert job is not None
         recording = session.get(Recording, job.recording_id)
-        # A voiceprint job leaves the transcript as it is: the recording is not processing.
-        if recording is not None and job.kind != VOICEPRINT_JOB:
+        # Alignments and voiceprint jobs leave the transcript's status as it is.
+        if recording is not None and job.kind not in (ALIGN, VOICEPRINT_JOB):
             recording.status = RecordingStatus.processing
             session.add(recording)
         session.commit()
@@ -271,6 +275,9 @@ def execute(ctx: WorkerContext, job_id: int) -> None:
     job = claim(ctx, job_id)
     if job is None:
         log.info("job %s is not queued any more; skipping this delivery", job_id)
+        return
+    if job.kind == ALIGN:
+        _execute_align(ctx, job)
         return
     if job.kind == VOICEPRINT_JOB:
         from service import voice_jobs
@@ -337,6 +344,34 @@ def execute(ctx: WorkerContext, job_id: int) -> None:
         reporter.stop()
 
 
+def _execute_align(ctx: WorkerContext, job: Job) -> None:
+    """Time the text of corrected or imported segments against the audio."""
+    assert job.id is not None
+    reporter = _Reporter(ctx, job.id, job.attempts, diarize=False)
+    reporter.scale = StageProgress(None, [JobStage.align.value])
+    reporter.stage = JobStage.align.value
+    reporter.start()
+    try:
+        alignment.run(ctx.engine, ctx.storage, ctx.models, ctx.settings, job,
+                      progress=reporter, owned=lambda s: _take(s, job.id or 0, job.attempts))
+        reporter.stop()
+    except JobLost as exc:
+        reporter.stop()
+        log.warning("%s: dropping this alignment; the job's current owner finishes it", exc)
+    except CancelledError:
+        reporter.stop()
+        _finish(ctx, job.id, job.attempts, JobState.cancelled, "cancelled by request")
+    except (AudioError, ModelNotFoundError, alignment.NothingToAlign) as exc:
+        reporter.stop()
+        _finish(ctx, job.id, job.attempts, JobState.failed, str(exc))
+    except Exception as exc:
+        reporter.stop()
+        log.exception("alignment job %s failed", job.id)
+        _retry_or_fail(ctx, job.id, job.attempts, f"{type(exc).__name__}: {exc}")
+    finally:
+        reporter.stop()
+
+
 def _finish(ctx: WorkerContext, job_id: int, attempt: int, state: JobState,
             error: str | None) -> None:
     with Session(ctx.engine) as session:
@@ -381,14 +416,7 @@ def _retry_or_fail(ctx: WorkerContext, job_id: int, attempt: int, error: str) ->
 
 
 def _word_dicts(segment: Any) -> list[dict[str, Any]]:
-    words = []
-    for w in segment.words:
-        d: dict[str, Any] = {"start": round(w.start, 3), "end": round(w.end, 3), "text": w.text,
-                             "probability": round(w.probability, 4)}
-        if w.original:
-            d["original"] = w.original
-        words.append(d)
-    return words
+    return alignment.word_dicts(segment.words)
 
 
 def store_when_reachable(ctx: WorkerContext, job_id: int, recording_id: int,
@@ -426,10 +454,14 @@ def store(ctx: WorkerContext, job_id: int, recording_id: int, result: RunResult,
         recording = session.get(Recording, recording_id)
         if recording is None:
             return  # deleted while running; its files went with it
+        realign: list[int] = []
         if session.exec(select(Transcript.id).where(Transcript.job_id == job_id)).first():
             log.info("job %s already stored its transcript", job_id)
         else:
-            add_version(
+            previous = session.exec(select(Transcript).where(
+                Transcript.recording_id == recording_id).order_by(
+                col(Transcript.version).desc())).first()
+            new = add_version(
                 session,
                 recording_id=recording_id,
                 segments=[
@@ -445,6 +477,8 @@ def store(ctx: WorkerContext, job_id: int, recording_id: int, result: RunResult,
             )
             session.flush()
             _upsert_speakers(ctx, session, recording_id, result)
+            if previous is not None:
+                realign = carry_corrections(session, previous=previous, new=new)
         recording.status = RecordingStatus.transcribed
         recording.normalised_path = str(result.normalised.relative_to(ctx.storage.root))
         recording.normalised_sha256 = normalised_sha
@@ -468,6 +502,13 @@ def store(ctx: WorkerContext, job_id: int, recording_id: int, result: RunResult,
             # Another delivery of this job stored first (unique job_id): that one stands.
             session.rollback()
             log.info("job %s: transcript already stored by another delivery", job_id)
+            return
+        if realign:
+            assert new.id is not None
+            align = create_align_job(session, recording_id=recording_id, transcript_id=new.id,
+                                     segment_ids=realign, actor=None)
+            assert align.id is not None
+            ctx.queue.enqueue(align.id)
 
 
 def _upsert_speakers(ctx: WorkerContext, session: Session, recording_id: int,

@@ -47,11 +47,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from pipelines.text import normalise_for_match
-from service.models.consent import Restriction
 from service.models.people import Person
 from service.models.recordings import Access, Recording, Speaker
 from service.models.users import Role, User
-from service.visibility import hiding_restriction, is_redacted_for
+from service.visibility import is_redacted_for, withheld_current_segments
 
 MIN_CHARS = 8
 ALTERED_MIN = 0.8
@@ -480,11 +479,8 @@ def _scope(session: Session, index: SegmentIndex, user: User) -> _Scope:
         ).all()
         visible &= np.isin(index.rec_ids, np.array(list(allowed), dtype=np.int64))
     if is_redacted_for(user):
-        spans = session.exec(select(Restriction).where(*hiding_restriction())).all()
-        for r in spans:
-            hit = (index.rec_ids == r.recording_id) & (index.starts < r.end) & \
-                (index.ends > r.start)
-            visible &= ~hit
+        withheld = session.connection().execute(withheld_current_segments()).scalars().all()
+        visible &= ~np.isin(index.seg_ids, np.array(withheld, dtype=np.int64))
     people = [(p.id, p.name, list(p.alt_names or [])) for p in session.exec(select(Person))
               if p.id is not None]
     return _Scope(visible, people)

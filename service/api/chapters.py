@@ -121,14 +121,15 @@ def import_chapters(text: MarkdownBody, session: SessionDep, user: Author) -> Ch
 @router.get("/chapters", response_model=ChapterTree)
 def list_chapters(session: SessionDep, user: AnyUser) -> ChapterTree:
     """The whole tree of parts, chapters and sections."""
-    return crud.tree(session)
+    return crud.tree(session, user=user)
 
 
 @router.post("/chapters", status_code=status.HTTP_201_CREATED, response_model=ChapterPublic)
 def create_chapter(data: ChapterCreate, session: SessionDep, user: Author) -> ChapterPublic:
     """Create one part, chapter or section."""
     try:
-        return crud.to_public(session, crud.create_chapter(session, data=data, actor=user))
+        return crud.to_public(session, crud.create_chapter(session, data=data, actor=user),
+                              user=user)
     except crud.ChapterProblem as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
 
@@ -136,7 +137,7 @@ def create_chapter(data: ChapterCreate, session: SessionDep, user: Author) -> Ch
 @router.get("/chapters/{chapter_id}", response_model=ChapterPublic)
 def read_chapter(chapter_id: int, session: SessionDep, user: AnyUser) -> ChapterPublic:
     """Read one node with its manuscript."""
-    return crud.to_public(session, _get(session, chapter_id))
+    return crud.to_public(session, _get(session, chapter_id), user=user)
 
 
 @router.patch("/chapters/{chapter_id}", response_model=ChapterPublic)
@@ -148,7 +149,7 @@ def update_chapter(chapter_id: int, data: ChapterUpdate, session: SessionDep,
         crud.update_chapter(session, chapter=chapter, data=data, actor=user)
     except crud.ChapterProblem as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    return crud.to_public(session, chapter)
+    return crud.to_public(session, chapter, user=user)
 
 
 @router.delete("/chapters/{chapter_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -177,10 +178,17 @@ def link_quote(chapter_id: int, data: ChapterQuoteCreate, session: SessionDep,
 def unlink_quote(chapter_id: int, quote_id: int, session: SessionDep, user: Author) -> Response:
     """Remove a quote from a chapter (the quote stays)."""
     _get(session, chapter_id)
+    not_linked = HTTPException(status.HTTP_404_NOT_FOUND,
+                               f"Quote {quote_id} is not linked to chapter {chapter_id}.")
+    try:
+        quote_crud.get_editable_quote(session, user=user, quote_id=quote_id)
+    except quote_crud.QuoteProblem as exc:
+        if exc.status_code == status.HTTP_404_NOT_FOUND:
+            raise not_linked from None  # a quote the caller may not see is not there
+        raise HTTPException(exc.status_code, exc.detail) from None
     if not quote_crud.unlink_quote(session, chapter_id=chapter_id, quote_id=quote_id,
                                    actor=user):
-        raise HTTPException(status.HTTP_404_NOT_FOUND,
-                            f"Quote {quote_id} is not linked to chapter {chapter_id}.")
+        raise not_linked
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

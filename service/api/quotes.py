@@ -30,7 +30,9 @@ def create_quote(data: QuoteCreate, session: SessionDep, user: Author) -> QuoteP
         quote = crud.create_quote(session, data=data, actor=user)
     except crud.QuoteProblem as exc:
         raise _http(exc) from None
-    return crud.to_public(session, quote, user=user)
+    public = crud.to_public(session, quote, user=user)
+    public.whole_segments = crud.whole_segment_reason(session, quote)
+    return public
 
 
 @router.get("", response_model=Page[QuotePublic])
@@ -65,10 +67,7 @@ def update_quote(quote_id: int, data: QuoteUpdate, session: SessionDep,
                  user: Author) -> QuotePublic:
     """Set the edited text, the translation or the translator (each change audited)."""
     try:
-        quote = crud.get_quote(session, user=user, quote_id=quote_id)
-        if crud.is_withheld(session, quote, user):
-            raise crud.QuoteProblem(status.HTTP_403_FORBIDDEN,
-                                    "This quote lies in a restricted passage; ask an editor.")
+        quote = crud.get_editable_quote(session, user=user, quote_id=quote_id)
         crud.update_quote(session, quote=quote, data=data, actor=user)
     except crud.QuoteProblem as exc:
         raise _http(exc) from None
@@ -79,8 +78,8 @@ def update_quote(quote_id: int, data: QuoteUpdate, session: SessionDep,
 def delete_quote(quote_id: int, session: SessionDep, user: Author) -> Response:
     """Delete a quote and its chapter links."""
     try:
-        crud.delete_quote(session, quote=crud.get_quote(session, user=user, quote_id=quote_id),
-                          actor=user)
+        crud.delete_quote(session, actor=user,
+                          quote=crud.get_editable_quote(session, user=user, quote_id=quote_id))
     except crud.QuoteProblem as exc:
         raise _http(exc) from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -26,9 +26,10 @@ from service.models.recordings import (
     RecordingUpdate,
 )
 from service.models.users import User
+from service.silenced import silenced_copy
 from service.storage import Storage, StorageFullError, is_disk_full
 from service.upload import ReceivedUpload, receive_multipart
-from service.visibility import active_spans, is_hidden, is_redacted_for
+from service.visibility import is_redacted_for, segment_extents, view_of
 
 router = APIRouter(prefix="/recordings", tags=["recordings"])
 
@@ -276,15 +277,6 @@ def stream_audio(
 ) -> FileResponse:
     """Stream the normalised audio (the original until it exists); honours Range."""
     recording = get_recording(session, user, recording_id)
-    if is_redacted_for(user):
-        spans = active_spans(session, [recording_id]).get(recording_id, [])
-        if any(is_hidden(s.level) for s in spans):
-            # The audio would reveal what the transcript withholds from authors.
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                "This recording has off-the-record or deep-background passages, so its audio "
-                "is not available to authors. Ask an editor for the passage you need.",
-            )
     storage: Storage = request.app.state.storage
     if recording.normalised_path:
         path, media_type = storage.path_of(recording.normalised_path), "audio/wav"
@@ -296,6 +288,17 @@ def stream_audio(
             "The media file is missing from storage. Run `sourcebook fsck` and restore it from "
             "a backup.",
         )
+    view = view_of(session, recording_id, redact=is_redacted_for(user))
+    silence = view.silenced(segment_extents(session, recording_id),
+                           recording.duration or 0.0)
+    if silence:
+        # The audio would say what the transcript withholds: authors hear silence there.
+        if not recording.normalised_path:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                "This recording has passages withheld from authors; its audio is available "
+                "to you once processing has finished (follow the recording's job).")
+        path = silenced_copy(path, storage.cache_dir(recording_id), silence)
     return FileResponse(path, media_type=media_type, filename=f"recording-{recording.id}.wav")
 
 

@@ -29,9 +29,11 @@ from pipelines.export import FORMATS
 from service import importers
 from service.access import get_child, get_recording, not_found
 from service.api.deps import AnyUser, Limit, Offset, Researcher
+from service.crud import jobs as job_crud
 from service.crud import transcripts as crud
 from service.db import SessionDep
 from service.models.base import Page
+from service.models.recordings import Recording
 from service.models.transcripts import Segment, TranscriptSpeaker
 from service.models.users import User
 from service.visibility import is_redacted_for
@@ -111,8 +113,24 @@ def _visible_segment(session: Session, user: User, segment_id: int) -> Segment:
     return get_child(session, user, Segment, segment_id, "segment")
 
 
-def _correct(session: Session, user: User, segment_id: int, data: SegmentUpdate,
-             ) -> crud.SegmentCorrection:
+def _align_later(request: Request, session: Session, *, recording_id: int,
+                 transcript_id: int, segment_ids: list[int] | None, user: User) -> int | None:
+    """Queue the alignment of given text, if there is audio to align it to. Never in the
+    request: the API process runs no model work (a worker, or the embedded queue's own
+    thread, does)."""
+    recording = session.get(Recording, recording_id)
+    if recording is None or not recording.normalised_path:
+        return None
+    job = job_crud.create_align_job(session, recording_id=recording_id,
+                                    transcript_id=transcript_id, segment_ids=segment_ids,
+                                    actor=user)
+    assert job.id is not None
+    request.app.state.jobs.enqueue(job.id)
+    return job.id
+
+
+def _correct(request: Request, session: Session, user: User, segment_id: int,
+             data: SegmentUpdate) -> crud.SegmentCorrection:
     if data.text is None and data.speaker is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             "Nothing to change: send \"text\" and/or \"speaker\".")
@@ -123,21 +141,27 @@ def _correct(session: Session, user: User, segment_id: int, data: SegmentUpdate,
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     except LookupError:
         raise not_found("segment", segment_id) from None
-    return crud.correction_view(session, segment=segment, revision=revision, user=user)
+    view = crud.correction_view(session, segment=segment, revision=revision, user=user)
+    if revision is not None and revision.before_text != revision.after_text:
+        assert segment.id is not None
+        view.align_job_id = _align_later(
+            request, session, recording_id=segment.recording_id,
+            transcript_id=segment.transcript_id, segment_ids=[segment.id], user=user)
+    return view
 
 
 @router.patch("/segments/{segment_id}", response_model=crud.SegmentCorrection)
-def update_segment(segment_id: int, data: SegmentUpdate, session: SessionDep,
-                   user: Researcher) -> crud.SegmentCorrection:
+def update_segment(segment_id: int, data: SegmentUpdate, request: Request,
+                   session: SessionDep, user: Researcher) -> crud.SegmentCorrection:
     """Correct a segment's text and/or speaker; the change is stored as a revision."""
     _visible_segment(session, user, segment_id)
-    return _correct(session, user, segment_id, data)
+    return _correct(request, session, user, segment_id, data)
 
 
 @router.patch("/recordings/{recording_id}/segments/{segment_id}",
               response_model=crud.SegmentCorrection)
 def update_recording_segment(recording_id: int, segment_id: int, data: SegmentUpdate,
-                             session: SessionDep, user: Researcher,
+                             request: Request, session: SessionDep, user: Researcher,
                              ) -> crud.SegmentCorrection:
     """Correct a segment, checking that it belongs to the given recording."""
     get_recording(session, user, recording_id)
@@ -149,7 +173,7 @@ def update_recording_segment(recording_id: int, segment_id: int, data: SegmentUp
             f"every transcript version: read GET /api/v1/recordings/{recording_id}/transcript "
             "for this recording's segment ids.",
         )
-    return _correct(session, user, segment_id, data)
+    return _correct(request, session, user, segment_id, data)
 
 
 @router.get("/segments/{segment_id}/revisions", response_model=Page[crud.RevisionPublic])
@@ -236,7 +260,13 @@ def _import(request: Request, user: User, recording_id: int, data: bytes,
             language=language or parsed.language or recording.language or "",
             model=source or f"{parsed.format} import", actor=user,
         )
-        return crud.to_public(session, transcript, user=user)
+        view = crud.to_public(session, transcript, user=user)
+        if any(s.words_timed == "estimated" for s in view.segments):
+            assert transcript.id is not None
+            view.align_job_id = _align_later(request, session, recording_id=recording_id,
+                                             transcript_id=transcript.id, segment_ids=None,
+                                             user=user)
+        return view
 
 
 # ----------------------------------------------------------------------------- export

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from pipelines.escaping import md_text
 from service import citations, outline
-from service.access import can_see_recording
+from service.access import can_see_recording, recording_filter
 from service.crud import audit
 from service.models.base import utcnow
 from service.models.chapters import (
@@ -56,18 +56,30 @@ def subtree_ids(session: Session, chapter_id: int) -> list[int]:
     return out
 
 
-def _quote_counts(session: Session) -> dict[int, int]:
+def _countable(user: User | None) -> Any:
+    """SQL on Quote: a quote ``user`` may know of (erased ones, and those of recordings
+    the user may see); a quote of an invisible recording must not show in a count."""
+    if user is None:
+        return True
+    return col(Quote.recording_id).is_(None) | col(Quote.recording_id).in_(
+        select(Recording.id).where(recording_filter(user)))
+
+
+def _quote_counts(session: Session, user: User | None) -> dict[int, int]:
     rows = session.exec(
-        select(ChapterQuote.chapter_id, func.count()).group_by(col(ChapterQuote.chapter_id))
+        select(ChapterQuote.chapter_id, func.count())
+        .join(Quote, col(Quote.id) == col(ChapterQuote.quote_id))
+        .where(_countable(user)).group_by(col(ChapterQuote.chapter_id))
     ).all()
     return dict(rows)
 
 
-def tree(session: Session, *, root_id: int | None = None) -> ChapterTree:
-    """The whole tree (or the subtree under ``root_id``), children in position order."""
+def tree(session: Session, *, user: User | None, root_id: int | None = None) -> ChapterTree:
+    """The whole tree (or the subtree under ``root_id``), children in position order;
+    quote counts as ``user`` may know them."""
     rows = all_chapters(session)
     kids = _children(rows)
-    counts = _quote_counts(session)
+    counts = _quote_counts(session, user)
 
     def node(c: Chapter) -> ChapterNode:
         assert c.id is not None
@@ -110,14 +122,16 @@ def label(c: Chapter) -> str:
     return f"{c.number} {c.title}" if c.number else c.title
 
 
-def to_public(session: Session, chapter: Chapter) -> ChapterPublic:
+def to_public(session: Session, chapter: Chapter, *, user: User | None) -> ChapterPublic:
     assert chapter.id is not None
     children = session.exec(
         select(Chapter.id).where(Chapter.parent_id == chapter.id)
         .order_by(col(Chapter.position), col(Chapter.id))
     ).all()
     quotes = session.exec(
-        select(func.count()).select_from(ChapterQuote).where(ChapterQuote.chapter_id == chapter.id)
+        select(func.count()).select_from(ChapterQuote)
+        .join(Quote, col(Quote.id) == col(ChapterQuote.quote_id))
+        .where(ChapterQuote.chapter_id == chapter.id, _countable(user))
     ).one()
     return ChapterPublic(
         **chapter.model_dump(), path=path_of(session, chapter),
@@ -283,7 +297,7 @@ def import_outline(session: Session, *, text: str, actor: User) -> ChapterImport
                  summary=f"{created} created, {updated} updated, {unchanged} unchanged; "
                  + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     session.commit()
-    whole = tree(session, root_id=book_id) if book_id is not None else tree(session)
+    whole = tree(session, user=actor, root_id=book_id)
     return ChapterImportResult(
         data=whole.data, count=whole.count, created=created, updated=updated,
         unchanged=unchanged, not_in_document=leftover,
@@ -324,7 +338,7 @@ def chapters_using(session: Session, *, user: User, recording_id: int | None = N
 
 def sources_markdown(session: Session, *, chapter: Chapter, user: User) -> str:
     """A Markdown bibliography of every interview the chapter and its sections quote."""
-    from service.crud.quotes import source_of
+    from service.crud.quotes import source_of, withheld_ids
 
     ids = subtree_ids(session, chapter.id or 0)
     rows = session.exec(
@@ -340,16 +354,19 @@ def sources_markdown(session: Session, *, chapter: Chapter, user: User) -> str:
         else:
             by_recording[q.recording_id].append(q)
     entries: list[tuple[str, str]] = []
-    hidden = 0
+    withheld = 0
     for rid, quotes in by_recording.items():
         recording = session.get(Recording, rid)
         if recording is None or not can_see_recording(user, recording):
-            hidden += 1
+            # Left out without a word: a count would tell that such quotes exist.
             continue
+        hidden = withheld_ids(session, quotes, user)
+        withheld += len(hidden)
         # One entry per interviewee of the recording, as cited (a panel has several).
         per_person: dict[int | None, list[Quote]] = defaultdict(list)
         for q in quotes:
-            per_person[q.person_id].append(q)
+            if q.id not in hidden:
+                per_person[q.person_id].append(q)
         for group in per_person.values():
             src = source_of(session, group[0])
             entry = citations.bibliography_entry(src, [q.start for q in group])
@@ -361,6 +378,7 @@ def sources_markdown(session: Session, *, chapter: Chapter, user: User) -> str:
         lines.append("No interviews are quoted in this chapter yet.")
     if erased:
         lines += ["", f"{erased} quote(s) come from recordings that were deleted."]
-    if hidden:
-        lines += ["", f"{hidden} recording(s) you may not see are left out."]
+    if withheld:
+        lines += ["", f"{withheld} quote(s) lie in passages withheld from you and are left "
+                      "out; an editor sees them."]
     return "\n".join(lines) + "\n"

@@ -743,7 +743,7 @@ def erase_person(session: Session, *, storage: Storage, person: Person, actor: U
             col(Revision.segment_id).in_(seg_ids))).one()
         session.execute(sa.delete(Revision).where(col(Revision.segment_id).in_(seg_ids)))
         session.execute(sa.update(Segment).where(col(Segment.id).in_(seg_ids)).values(
-            text=ERASED_TEXT, words=[], words_timed=False, search_text="", edited=True))
+            text=ERASED_TEXT, words=[], words_timed="estimated", search_text="", edited=True))
 
     quote_filter = [col(Quote.person_id) == pid]
     quote_filter += [sa.and_(col(Quote.recording_id) == s.recording_id,

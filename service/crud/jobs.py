@@ -18,13 +18,34 @@ class JobConflict(Exception):
     """The request clashes with the job's state (e.g. a run is already active)."""
 
 
+#: Job kinds: a transcription, and the alignment of given text (corrections, imports).
+TRANSCRIBE, ALIGN = "transcribe", "align"
+
+
 def active_job(session: Session, recording_id: int) -> Job | None:
-    """The recording's transcription in progress (a short voiceprint job does not count:
-    it never writes a transcript)."""
+    """The recording's transcription in progress, if any (alignments and voiceprint jobs
+    may run beside: neither writes a transcript version)."""
     return session.exec(
         select(Job).where(Job.recording_id == recording_id, col(Job.state).in_(ACTIVE),
-                          Job.kind == "transcribe")
+                          col(Job.kind) == TRANSCRIBE)
     ).first()
+
+
+def create_align_job(session: Session, *, recording_id: int, transcript_id: int,
+                     segment_ids: list[int] | None, actor: User | None) -> Job:
+    """Queue the alignment of segments' text to the audio (no commit of its own caller's
+    work is needed: this commits). ``segment_ids`` None: every segment of the version
+    whose words are estimated (an import)."""
+    job = Job(recording_id=recording_id, kind=ALIGN,
+              options={"transcript_id": transcript_id, "segment_ids": segment_ids},
+              created_by=actor.id if actor else None)
+    session.add(job)
+    session.flush()
+    what = "all estimated segments" if segment_ids is None else f"{len(segment_ids)} segment(s)"
+    audit.record(session, actor=actor, action="align", object_type="job", object_id=job.id,
+                 summary=f"recording {recording_id}, {what}")
+    session.commit()
+    return job
 
 
 def create_job(

@@ -3,10 +3,12 @@
 How ``verbatim`` is cut from the current transcript version over ``[start, end]``:
 
 - a segment takes part when it overlaps the span;
-- from a segment whose words still carry timings (``words_timed``), only the words whose
-  midpoint lies inside the span are taken, so a span can start or end mid-sentence;
-- from a segment without word timings (a corrected one, or an import without words) the
-  whole text is taken: its inner timing is unknown;
+- from a segment whose words have real times (``words_timed`` "asr" or "aligned"), only
+  the words whose midpoint lies inside the span are taken, so a span can start or end
+  mid-sentence;
+- from a segment whose words are ``estimated`` (a correction or import not aligned yet,
+  or one alignment failed on) the whole text is taken: its inner timing is unknown, and
+  the creation response says so (``whole_segments``);
 - the quote's ``start`` and ``end`` are then snapped to what was taken (first word or
   segment start, last word or segment end), so the citation's timestamp is where the
   words begin, and the drift check can cut the same span from a later version.
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import sqlalchemy as sa
 from fastapi import status
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -45,11 +49,11 @@ from service.models.recordings import Participant, ParticipantRole, Recording
 from service.models.transcripts import Segment, Transcript
 from service.models.users import User
 from service.visibility import (
+    HIDDEN_LEVELS,
     RESTRICTED_TEXT,
-    active_spans,
-    is_hidden,
     is_redacted_for,
-    overlapping_level,
+    view_of,
+    views,
 )
 
 #: Seconds of slack past the end of the media: ASR end times can overshoot a little.
@@ -121,7 +125,7 @@ def extract(session: Session, *, transcript_id: int, start: float, end: float) -
     ).all()
     pieces: list[Piece] = []
     for s in segments:
-        if s.words_timed and s.words:
+        if s.words_timed != "estimated" and s.words:
             words = [w for w in s.words
                      if start - _EPS <= (float(w["start"]) + float(w["end"])) / 2 <= end + _EPS]
             if not words:
@@ -133,25 +137,42 @@ def extract(session: Session, *, transcript_id: int, start: float, end: float) -
     return Extract(pieces)
 
 
+def whole_segment_reason(session: Session, quote: Quote) -> str | None:
+    """Why ``quote`` took whole segments instead of exactly its words, if it did."""
+    if quote.transcript_id is None:
+        return None
+    ext = extract(session, transcript_id=quote.transcript_id, start=quote.start, end=quote.end)
+    whole = [p.segment for p in ext.pieces if p.segment.words_timed == "estimated"]
+    if not whole:
+        return None
+    at = ", ".join(f"{s.start:.1f} s" for s in whole[:5])
+    return (f"The segment(s) at {at} have estimated word times (a correction or an import "
+            "not aligned to the audio yet, or where alignment failed), so the quote holds "
+            "them whole. Once aligned, quote the span again for exactly its words.")
+
+
 def _hidden_overlap(session: Session, recording_id: int, pieces: Sequence[Piece]) -> bool:
-    spans = active_spans(session, [recording_id]).get(recording_id, [])
-    return any(is_hidden(overlapping_level(p.segment.start, p.segment.end, spans))
-               for p in pieces)
+    view = view_of(session, recording_id, redact=True)
+    return any(view.hides_words(p.segment, p.segment.words, p.start, p.end) for p in pieces)
 
 
 def _span_from_segments(session: Session, user: User, ids: list[int]
                         ) -> tuple[Recording, Transcript, float, float]:
     rows = session.exec(select(Segment).where(col(Segment.id).in_(ids))).all()
-    found = {s.id: s for s in rows}
+    # A segment of a recording the caller may not see is missing, before anything else
+    # is said about it (which recording, which version): otherwise the error would
+    # tell an invisible segment from one that does not exist.
+    visible = {r.id for r in session.exec(select(Recording).where(
+        col(Recording.id).in_({s.recording_id for s in rows}))).all()
+        if can_see_recording(user, r)}
+    found = {s.id: s for s in rows if s.recording_id in visible}
     missing = [i for i in ids if i not in found]
-    recordings = {s.recording_id for s in rows}
     if missing:
         raise QuoteProblem(status.HTTP_404_NOT_FOUND,
                            f"No segment with id {missing[0]} (or you may not see it).")
+    recordings = {s.recording_id for s in rows}
     recording = session.get(Recording, next(iter(recordings)))
-    if recording is None or not can_see_recording(user, recording):
-        raise QuoteProblem(status.HTTP_404_NOT_FOUND,
-                           f"No segment with id {ids[0]} (or you may not see it).")
+    assert recording is not None
     if len(recordings) > 1:
         raise QuoteProblem(status.HTTP_422_UNPROCESSABLE_CONTENT,
                            "The segments belong to different recordings; a quote comes from "
@@ -215,8 +236,9 @@ def create_quote(session: Session, *, data: QuoteCreate, actor: User) -> Quote:
                            f"{transcript.version}; widen the span.")
     if is_redacted_for(actor) and _hidden_overlap(session, recording.id, ext.pieces):
         raise QuoteProblem(status.HTTP_403_FORBIDDEN,
-                           "This span overlaps a restricted (off-the-record or deep-background) "
-                           "passage, which your role may not quote. Ask an editor.")
+                           "This span overlaps a passage withheld from authors (a restricted "
+                           "span, or speech its speaker agreed to off the record), which your "
+                           "role may not quote. Ask an editor.")
     speakers = ext.speakers
     if len(speakers) > 1 and not data.allow_multiple_speakers:
         change = next(p for p in ext.pieces if p.segment.speaker != speakers[0])
@@ -261,6 +283,17 @@ def get_quote(session: Session, *, user: User, quote_id: int) -> Quote:
     if quote is None:
         raise QuoteProblem(status.HTTP_404_NOT_FOUND,
                            f"No quote with id {quote_id} (or you may not see it).")
+    return quote
+
+
+def get_editable_quote(session: Session, *, user: User, quote_id: int) -> Quote:
+    """The quote if ``user`` may change it: visible (else 404, like a missing one) and
+    not withheld from them (else 403). Editing, deleting and unlinking all ask this."""
+    quote = get_quote(session, user=user, quote_id=quote_id)
+    if is_withheld(session, quote, user):
+        raise QuoteProblem(status.HTTP_403_FORBIDDEN,
+                           "This quote lies in a passage withheld from you, so you may not "
+                           "change, delete or unlink it; ask an editor.")
     return quote
 
 
@@ -349,9 +382,30 @@ def withheld_ids(session: Session, quotes: Sequence[Quote], user: User) -> set[i
     query for all of them)."""
     if not is_redacted_for(user):
         return set()
-    spans = active_spans(session, {q.recording_id for q in quotes if q.recording_id})
-    return {q.id for q in quotes if q.recording_id is not None and is_hidden(
-        overlapping_level(q.start, q.end, spans.get(q.recording_id, [])))}
+    seen = views(session, {q.recording_id for q in quotes if q.recording_id is not None},
+                 redact=True)
+    out: set[int | None] = set()
+    for q in quotes:
+        view = seen.get(q.recording_id) if q.recording_id is not None else None
+        if view is None or not view.withholds_anything:
+            continue
+        span = view.span_level(q.start, q.end)
+        if (span is not None and span.level in HIDDEN_LEVELS) or any(
+                view.hides_words(s, s.words, q.start, q.end) for s in _segments_under(session, q)):
+            out.add(q.id)
+    return out
+
+
+def _segments_under(session: Session, quote: Quote) -> Sequence[Any]:
+    """The segments a quote's text came from (its version), and what the current version
+    says over the same time: the quote is withheld if any of them is."""
+    version = (col(Segment.transcript_id) == quote.transcript_id
+               if quote.transcript_id is not None else sa.false())
+    return session.exec(
+        select(Segment).where(
+            col(Segment.recording_id) == quote.recording_id,
+            sa.or_(version, col(Segment.is_current)),
+            col(Segment.start) < quote.end, col(Segment.end) > quote.start)).all()
 
 
 def shown_text(quote: Quote, *, hidden: bool) -> tuple[str, str | None, str | None]:

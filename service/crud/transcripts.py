@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -34,11 +34,13 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from pipelines.export import FORMATS, MEDIA_TYPES, ExportDoc, ExportSegment, render
 from pipelines.text import word_tokens as word_tokens  # re-exported; the tokenizer lives there
+from pipelines.types import Timing
 from service.importers import Cue, Parsed
 from service.models.consent import RestrictionLevel
 from service.models.people import Person
 from service.models.recordings import Participant, Recording, Speaker
 from service.models.transcripts import (
+    CarryConflict,
     Revision,
     Segment,
     SegmentPublic,
@@ -49,11 +51,10 @@ from service.models.transcripts import (
 from service.models.users import User
 from service.visibility import (
     RESTRICTED_TEXT,
-    Span,
-    active_spans,
-    is_hidden,
+    RecordingView,
     is_redacted_for,
-    overlapping_level,
+    readable_text,
+    view_of,
 )
 
 
@@ -101,9 +102,11 @@ def speaker_names(session: Session, recording_id: int) -> dict[str, tuple[int | 
 class SegmentView(SegmentPublic):
     """A segment as one user may read it (API.md's fields plus the restriction mark)."""
 
-    #: The strictest restriction overlapping the segment, for every role; for authors a
-    #: hidden level (off_record, deep_background) also means text "[restricted]", no words.
+    #: The strictest restriction or withholding agreement over the segment, for every
+    #: role; for authors a withheld segment also has text "[restricted]" and no words.
     restricted: RestrictionLevel | None = None
+    #: When the restriction marked lifts (an embargo's "closed until"), if it does.
+    restricted_until: date | None = None
 
 
 class TranscriptView(TranscriptPublic):
@@ -111,6 +114,8 @@ class TranscriptView(TranscriptPublic):
     #: Versions of this recording that hold corrections, so that a newer machine version
     #: never hides the fact that an older one was corrected.
     corrected_versions: list[int] = Field(default_factory=list)
+    #: After an import: the job that times the cues' words against the audio.
+    align_job_id: int | None = None
 
 
 def corrected_versions(session: Session, recording_id: int) -> list[int]:
@@ -134,7 +139,7 @@ def to_public(session: Session, transcript: Transcript, *, user: User | None = N
     ).all()
     head = _Head(session, transcript, {s.speaker for s in segments}, user)
     return TranscriptView(
-        **head.fields(), segments=[segment_view(s, head.names, head.spans, redact=head.redact)
+        **head.fields(), segments=[segment_view(s, head.names, head.view)
                                    for s in segments],
     )
 
@@ -151,7 +156,7 @@ def transcript_json(session: Session, transcript: Transcript, *, user: User) -> 
     """
     rows = _segment_rows(session, transcript)
     head = _Head(session, transcript, {row.speaker for row in rows}, user)
-    segments = [_segment_fields(row, head.names, head.spans, redact=head.redact,
+    segments = [_segment_fields(row, head.names, head.view,
                                 words=_stored_words_fragment) for row in rows]
     top = TranscriptView(**head.fields(), segments=[]).model_dump_json(exclude={"segments"})
     return f'{top[:-1]},"segments":'.encode() + orjson.dumps(segments) + b"}"
@@ -165,7 +170,7 @@ def for_page(session: Session, transcript: Transcript, *, user: User) -> Transcr
     head = _Head(session, transcript, {row.speaker for row in rows}, user)
     return TranscriptView(**head.fields(), segments=[
         SegmentView.model_construct(**_segment_fields(
-            row, head.names, head.spans, redact=head.redact, words=_stored_words_dicts))
+            row, head.names, head.view, words=_stored_words_dicts))
         for row in rows])
 
 
@@ -177,20 +182,27 @@ def _segment_rows(session: Session, transcript: Transcript) -> Sequence[Any]:
 
 
 def _segment_fields(s: Any, names: dict[str, tuple[int | None, str | None]],
-                    spans: Sequence[Span], *, redact: bool,
+                    view: RecordingView, *,
                     words: Callable[[bool, Any], Any]) -> dict[str, Any]:
     """A segment (an ORM row or a plain one) as SegmentView's fields, as the reader may
     see it, in the model's field order (a test compares the fast JSON with the model
     path); ``words(hidden, s)`` gives its words in whatever form the caller needs."""
-    level = overlapping_level(s.start, s.end, spans)
-    hidden = redact and is_hidden(level)
+    verdict = view.verdict(s.start, s.end, s.speaker)
+    hidden, level = verdict.hidden, verdict.level
+    text, shown = (RESTRICTED_TEXT, words(True, s)) if hidden else (s.text, words(False, s))
+    if hidden:
+        stored = s.words if hasattr(s, "words") else orjson.loads(s.raw_words or "[]")
+        readable = view.readable_words(s, stored)
+        if readable:  # word by word: only what is near a withheld span is withheld
+            text, shown = readable_text(stored, readable), readable
     person_id, name = names.get(s.speaker, (None, None))
     return {
         "id": s.id or 0, "start": s.start, "end": s.end, "speaker": s.speaker,
         "person_id": person_id, "name": name,
-        "text": RESTRICTED_TEXT if hidden else s.text, "language": s.language,
-        "words": words(hidden, s), "words_timed": s.words_timed, "edited": s.edited,
+        "text": text, "language": s.language,
+        "words": shown, "words_timed": s.words_timed, "edited": s.edited,
         "restricted": None if level is None else level.value,
+        "restricted_until": verdict.until,
     }
 
 
@@ -230,9 +242,8 @@ class _Head:
                               suggestion=sounds_like.get(label))
             for label in sorted(labels | set(self.names))
         ]
-        self.spans = active_spans(session, [transcript.recording_id]).get(
-            transcript.recording_id, [])
-        self.redact = user is not None and is_redacted_for(user)
+        self.view = view_of(session, transcript.recording_id,
+                            redact=user is not None and is_redacted_for(user))
 
     def fields(self) -> dict[str, Any]:
         t = self.transcript
@@ -243,30 +254,45 @@ class _Head:
             "corrected_versions": corrected_versions(self.session, t.recording_id),
             "backend": t.backend, "model": t.model, "language": t.language,
             "created_at": t.created_at, "speakers": self.speakers,
+            "carried": t.carried, "conflicts": self._conflicts(),
         }
+
+    def _conflicts(self) -> list[CarryConflict]:
+        out = []
+        for c in self.transcript.conflicts or []:
+            conflict = CarryConflict.model_validate(c)
+            # The texts are speech: withheld where this reader may not read it.
+            if self.view.redact and self.view.withholds_anything:
+                conflict.old = conflict.new = RESTRICTED_TEXT
+            out.append(conflict)
+        return out
 
 
 def segment_view(s: Segment, names: dict[str, tuple[int | None, str | None]],
-                 spans: Sequence[Span], *, redact: bool) -> SegmentView:
+                 view: RecordingView) -> SegmentView:
     """One segment as the reader may see it."""
     # The words are dicts, validated into WordPublic by pydantic-core in one call:
     # building ~25 000 models one by one in Python was most of a transcript read's time.
-    return SegmentView(**_segment_fields(s, names, spans, redact=redact, words=_model_words))
+    return SegmentView(**_segment_fields(s, names, view, words=_model_words))
 
 
 class SegmentIn:
     """One segment to store (from the pipeline, an import, or a test)."""
 
-    __slots__ = ("end", "language", "speaker", "start", "text", "words")
+    __slots__ = ("end", "language", "speaker", "start", "text", "timing", "words")
 
     def __init__(self, *, start: float, end: float, speaker: str, text: str,
-                 language: str = "", words: list[dict[str, Any]] | None = None) -> None:
+                 language: str = "", words: list[dict[str, Any]] | None = None,
+                 timing: Timing | None = None) -> None:
         self.start = start
         self.end = end
         self.speaker = speaker
         self.text = text
         self.language = language
         self.words = words or []
+        #: Where the words' times come from; by default the recogniser's if there are
+        #: words, and "estimated" (nothing to quote word by word) if there are none.
+        self.timing: Timing = timing or ("asr" if self.words else "estimated")
 
 
 def add_version(
@@ -306,7 +332,8 @@ def add_version(
         Segment(
             transcript_id=transcript.id, recording_id=recording_id, idx=i,
             start=round(s.start, 3), end=round(s.end, 3), speaker=s.speaker, text=s.text,
-            language=s.language, words=s.words, search_text=cjk_spaced(s.text),
+            language=s.language, words=s.words, words_timed=s.timing,
+            search_text=cjk_spaced(s.text),
         )
         for i, s in enumerate(segments)
     )
@@ -413,6 +440,9 @@ class SegmentCorrection(SegmentView):
     latest_version: int
     revision_id: int | None = None
     warning: str | None = None
+    #: The job that times the corrected words against the audio (GET /jobs/{id});
+    #: until it finishes, ``words_timed`` is "estimated".
+    align_job_id: int | None = None
 
 
 def _check_speaker(session: Session, recording_id: int, speaker: str) -> bool:
@@ -465,7 +495,7 @@ def correct_segment(session: Session, *, segment_id: int, text: str | None,
         # PostgreSQL's GIN index is on an expression over it.
         segment.search_text = cjk_spaced(new_text)
         segment.words = retime_words(new_text, segment.start, segment.end)
-        segment.words_timed = False
+        segment.words_timed = "estimated"  # until the alignment job has timed them
     segment.speaker = new_speaker
     segment.edited = True
     session.add(segment)
@@ -496,9 +526,8 @@ def correction_view(session: Session, *, segment: Segment, revision: Revision | 
             f"{latest}. The correction is kept on version {transcript.version} (read it with "
             f"?version={transcript.version}); version {latest} is unchanged."
         )
-    spans = active_spans(session, [segment.recording_id]).get(segment.recording_id, [])
-    view = segment_view(segment, speaker_names(session, segment.recording_id), spans,
-                        redact=is_redacted_for(user))
+    view = segment_view(segment, speaker_names(session, segment.recording_id),
+                        view_of(session, segment.recording_id, redact=is_redacted_for(user)))
     return SegmentCorrection(
         **view.model_dump(), recording_id=segment.recording_id,
         transcript_id=segment.transcript_id, version=transcript.version, latest_version=latest,
@@ -529,9 +558,11 @@ def list_revisions(session: Session, *, segment: Segment, user: User, limit: int
         .where(Revision.segment_id == segment.id)
         .order_by(col(Revision.id).desc()).limit(limit).offset(offset)
     ).all()
-    spans = active_spans(session, [segment.recording_id]).get(segment.recording_id, [])
-    hidden = is_redacted_for(user) and is_hidden(
-        overlapping_level(segment.start, segment.end, spans))
+    # Withheld if the segment is withheld now: a revision's text is the same speech.
+    view = view_of(session, segment.recording_id, redact=is_redacted_for(user))
+    hidden = view.hides(segment.start, segment.end, segment.speaker) or any(
+        view.hides(segment.start, segment.end, r.before_speaker)
+        or view.hides(segment.start, segment.end, r.after_speaker) for r, _ in rows)
     return [
         RevisionPublic(
             id=r.id or 0, segment_id=r.segment_id, user_id=r.user_id,
@@ -629,18 +660,18 @@ def export_doc(session: Session, *, recording: Recording, transcript: Transcript
     """The transcript as export rows: names not labels, hidden spans withheld if ``redact``."""
     assert recording.id is not None
     names = speaker_names(session, recording.id)
-    spans = active_spans(session, [recording.id]).get(recording.id, [])
+    view = view_of(session, recording.id, redact=redact)
     segments = session.exec(
         select(Segment).where(Segment.transcript_id == transcript.id).order_by(col(Segment.idx))
     ).all()
     rows = []
     for s in segments:
-        view = segment_view(s, names, spans, redact=redact)
+        seg = segment_view(s, names, view)
         rows.append(ExportSegment(
-            start=view.start, end=view.end, speaker=view.name or view.speaker,
-            text=view.text, label=view.speaker, language=view.language,
-            words=tuple(w.model_dump() for w in view.words), person_id=view.person_id,
-            restricted=view.restricted.value if view.restricted else "",
+            start=seg.start, end=seg.end, speaker=seg.name or seg.speaker,
+            text=seg.text, label=seg.speaker, language=seg.language,
+            words=tuple(w.model_dump() for w in seg.words), person_id=seg.person_id,
+            restricted=seg.restricted.value if seg.restricted else "",
         ))
     participants = session.exec(
         select(Participant, Person).join(Person, col(Person.id) == Participant.person_id)

@@ -25,6 +25,8 @@ class JobStage(StrEnum):
     diarize = "diarize"
     merge = "merge"
     store = "store"
+    #: An "align" job's one stage: timing given text (corrections, imports) to the audio.
+    align = "align"
 
 
 class JobOptions(SQLModel):

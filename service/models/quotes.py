@@ -98,6 +98,9 @@ class QuotePublic(SQLModel):
     current_version: int | None = None
     #: Set when text is withheld from the caller: "restricted" or "erased".
     withheld: str | None = None
+    #: On creation: why the quote holds whole segments rather than exactly the span
+    #: (their word times are estimated: a correction or import not aligned yet).
+    whole_segments: str | None = None
     chapters: list[QuoteChapterLink] = Field(default_factory=list)
     created_by: int | None
     created_at: datetime

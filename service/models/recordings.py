@@ -117,7 +117,7 @@ class Speaker(SQLModel, table=True):
     #: recognition (service.crud.voices). Never leaves the server.
     embedding: list[float] | None = Field(default=None, sa_column=json_column())
     #: The model that made ``embedding``: only embeddings of one model are comparable.
-    #: None for embeddings stored before migration 0008 (recomputed when needed).
+    #: None for embeddings stored before migration 0009 (recomputed when needed).
     embedding_model: str | None = Field(default=None, max_length=200)
     #: The consenting person this label sounds like (pipelines.voices.match), recomputed
     #: after every transcription and whenever voiceprints change. No foreign key: it is

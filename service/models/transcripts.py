@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
+from pipelines.types import Timing
 from service.models.base import NEVER_REUSE_IDS, json_column, ts_column, utcnow
 
 
@@ -30,6 +31,10 @@ class Transcript(SQLModel, table=True):
     language: str = Field(max_length=16)
     created_by: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+    #: Transcribed again: corrections of the version before replayed onto this one ...
+    carried: int = 0
+    #: ... and those that could not be: [{segment, old, new, reason}].
+    conflicts: list[dict[str, Any]] | None = Field(default=None, sa_column=json_column())
 
 
 class Segment(SQLModel, table=True):
@@ -53,8 +58,9 @@ class Segment(SQLModel, table=True):
     text: str
     language: str = Field(default="", max_length=16)
     words: list[dict[str, Any]] = Field(default_factory=list, sa_column=json_column(nullable=False))
-    #: False once a correction changed the text: the old word timings no longer apply.
-    words_timed: bool = True
+    #: Where the word times come from: the recogniser ("asr"), forced alignment of the
+    #: text ("aligned"), or a spread by character share / no words ("estimated").
+    words_timed: Timing = Field(default="asr", sa_type=sa.String(16))
     #: Per-character, simplified, lower-cased text that the full-text index is built on.
     search_text: str = ""
     edited: bool = False
@@ -99,7 +105,7 @@ class SegmentPublic(SQLModel):
     text: str
     language: str
     words: list[WordPublic]
-    words_timed: bool = True
+    words_timed: Timing = "asr"
     edited: bool = False
     restricted: str | None = None
 
@@ -120,6 +126,17 @@ class TranscriptSpeaker(SQLModel):
     suggestion: SpeakerSuggestion | None = None
 
 
+class CarryConflict(SQLModel):
+    """A correction that could not be replayed onto a new version."""
+
+    segment: int
+    start: float
+    end: float
+    old: str
+    new: str
+    reason: str
+
+
 class TranscriptPublic(SQLModel):
     id: int
     recording_id: int
@@ -131,3 +148,7 @@ class TranscriptPublic(SQLModel):
     created_at: datetime
     speakers: list[TranscriptSpeaker]
     segments: list[SegmentPublic]
+    #: Corrections of the version before replayed onto this one (a re-transcription),
+    #: and those that could not be, each with the reason.
+    carried: int = 0
+    conflicts: list[CarryConflict] = Field(default_factory=list)

@@ -97,7 +97,7 @@ def _flatten(nodes: list[ChapterNode], depth: int = 0) -> list[tuple[int, Chapte
 def chapters_page(request: Request, session: SessionDep, user: Author,
                   offset: Offset = 0) -> HTMLResponse:
     """The chapter tree with each chapter's quotes, the quote list, and draft checking."""
-    tree = chapter_crud.tree(session)
+    tree = chapter_crud.tree(session, user=user)
     rows, quote_count = quote_crud.list_quotes(session, user=user, limit=QUOTES_SHOWN,
                                                offset=offset)
     quotes = [quote_crud.to_public(session, q, user=user) for q in rows]
@@ -185,7 +185,7 @@ def consent_page(request: Request, session: SessionDep, user: Editor,
             raise not_found("consent agreement", impact)
         impact_agreement = consent_crud.to_public(session, agreement)
         impact_rows = consent_crud.withdrawal_impact(session, agreement=agreement, as_of=day)
-    tree = chapter_crud.tree(session)
+    tree = chapter_crud.tree(session, user=user)
     return render(request, user, "consent.html", {
         "recordings": recordings, "recording": shown, "recording_id": recording_id,
         "agreements": agreements, "restrictions": restrictions, "report": report,

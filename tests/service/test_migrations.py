@@ -146,15 +146,16 @@ def _before_0007(tmp_path: Path) -> str:
 def _write_archive(url: str, tmp_path: Path) -> None:
     """A little of everything, written by the models at the schema before 0007, with rows
     that reference each rebuilt table (a drop with foreign keys on would delete them)."""
+    from pipelines.text import cjk_spaced
     from service.crud import audit
-    from service.crud.transcripts import SegmentIn, add_version
+    from service.models.base import utcnow
     from service.models.chapters import Chapter
     from service.models.consent import ConsentAgreement, Restriction, RestrictionLevel
     from service.models.jobs import Job
     from service.models.people import Person
     from service.models.quotes import ChapterQuote, Quote
     from service.models.recordings import Participant, ParticipantRole, Recording, Speaker
-    from service.models.transcripts import Revision, Segment
+    from service.models.transcripts import Revision
     from service.models.users import ApiToken
 
     engine = make_engine(make_settings(tmp_path, url))
@@ -174,18 +175,30 @@ def _write_archive(url: str, tmp_path: Path) -> None:
             s.add(Participant(recording_id=rec.id, person_id=yan.id,
                               role=ParticipantRole.interviewee))
             s.add(Job(recording_id=rec.id))
-            t = add_version(s, recording_id=rec.id, backend="import", model="test",
-                            language="zh", created_by=None, segments=[
-                                SegmentIn(start=0, end=5, speaker="SPEAKER_00",
-                                          text="我们很早就决定做长期主义", language="zh"),
-                                SegmentIn(start=5, end=9, speaker="SPEAKER_01",
-                                          text="old words about flywheels", language="en")])
+            # Transcripts and segments in SQL of that schema: the models' columns are
+            # today's (0008 made words_timed a string and added transcript.carried).
+            tid = s.connection().execute(sa.text(
+                "INSERT INTO transcript (recording_id, version, backend, model, language, "
+                "created_at) VALUES (:r, 1, 'import', 'test', 'zh', :now) RETURNING id"),
+                {"r": rec.id, "now": utcnow()}).scalar()
+            for idx, (a, b, label, text, lang) in enumerate((
+                    (0, 5, "SPEAKER_00", "我们很早就决定做长期主义", "zh"),
+                    (5, 9, "SPEAKER_01", "old words about flywheels", "en"))):
+                s.connection().execute(sa.text(
+                    'INSERT INTO segment (transcript_id, recording_id, idx, start, "end", '
+                    "speaker, text, language, words, words_timed, search_text, edited, "
+                    "is_current) VALUES (:t, :r, :i, :a, :b, :label, :text, :lang, '[]', "
+                    "true, :st, false, true)"), {
+                        "t": tid, "r": rec.id, "i": idx, "a": a, "b": b, "label": label,
+                        "text": text, "lang": lang, "st": cjk_spaced(text)})
+                s.add(Speaker(recording_id=rec.id, label=label))
             s.flush()
             speaker = s.exec(select(Speaker).where(Speaker.label == "SPEAKER_00")).one()
             speaker.person_id = yan.id
-            segment = s.exec(select(Segment).where(Segment.transcript_id == t.id)).first()
-            assert segment is not None
-            s.add(Revision(segment_id=segment.id, user_id=user.id, before_text="a", after_text="b",
+            segment_id = s.connection().execute(sa.text(
+                "SELECT min(id) FROM segment WHERE transcript_id = :t"), {"t": tid}).scalar()
+            assert segment_id is not None
+            s.add(Revision(segment_id=segment_id, user_id=user.id, before_text="a", after_text="b",
                            before_speaker="SPEAKER_00", after_speaker="SPEAKER_00"))
             chapter = Chapter(kind="chapter", title="第一章", position=0)
             s.add(chapter)
@@ -326,3 +339,34 @@ def test_0007_refuses_to_run_with_sqlite_foreign_keys_on(tmp_path: Path) -> None
             assert conn.exec_driver_sql("SELECT count(*) FROM chapterquote").scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_0008_makes_words_timed_three_way_and_back(database: str, tmp_path: Path) -> None:
+    _run(database, tmp_path, ("upgrade", "0007"))
+    engine = sa.create_engine(database)
+    now: Any = "2026-12-01 09:00:00"
+    words = '[{"start": 0, "end": 1, "text": "我", "probability": 0.9}]'
+    with engine.begin() as conn:
+        conn.execute(sa.text(RECORDING), {"sha": "8" * 64, "now": now})
+        conn.execute(sa.text(TRANSCRIPT), {"id": 1, "now": now})
+        for idx, (timed, w) in enumerate(((True, words), (True, "[]"), (False, words))):
+            conn.execute(sa.text(
+                SEGMENT.replace("VALUES (:t, 1, 0,", f"VALUES (:t, 1, {idx},")
+                .replace("'[]', true", ":w, :timed")),
+                {"t": 1, "text": f"第{idx}段", "st": f"第 {idx} 段", "w": w, "timed": timed})
+    engine.dispose()
+
+    def column() -> list[Any]:
+        e = sa.create_engine(database)
+        try:
+            with e.connect() as conn:
+                return [r[0] for r in conn.exec_driver_sql(
+                    "SELECT words_timed FROM segment ORDER BY idx")]
+        finally:
+            e.dispose()
+
+    _run(database, tmp_path, ("upgrade", "head"))
+    # Recogniser times; a "timed" segment without words (an import); a correction.
+    assert column() == ["asr", "estimated", "estimated"]
+    _run(database, tmp_path, ("downgrade", "0007"))
+    assert [bool(v) for v in column()] == [True, False, False]

@@ -156,7 +156,7 @@ def test_text_correction_keeps_span_retimes_words_and_reindexes(api, tmp_path: P
     body = r.json()
     assert body["text"] == new_text
     assert (body["start"], body["end"]) == (seg["start"], seg["end"])
-    assert body["edited"] is True and body["words_timed"] is False
+    assert body["edited"] is True and body["words_timed"] == "estimated"
     assert body["version"] == body["latest_version"] == 1 and body["warning"] is None
     words = body["words"]
     assert words[0]["start"] == seg["start"] and words[-1]["end"] == seg["end"]
@@ -187,11 +187,13 @@ def test_text_correction_keeps_span_retimes_words_and_reindexes(api, tmp_path: P
 def test_speaker_correction_rules(api, tmp_path: Path) -> None:
     rid, _ = interview(api, tmp_path)
     sid = transcript(api, rid)["segments"][0]["id"]
-    old_words = transcript(api, rid)["segments"][0]["words"]
+    old = transcript(api, rid)["segments"][0]
+    old_words = old["words"]
 
     r = patch(api, sid, {"speaker": "SPEAKER_00"})
     assert r.status_code == 200 and r.json()["speaker"] == "SPEAKER_00"
-    assert r.json()["words_timed"] is True and r.json()["words"] == old_words
+    # A speaker change leaves the words and their timing as they were.
+    assert r.json()["words_timed"] == old["words_timed"] and r.json()["words"] == old_words
     r = patch(api, sid, {"speaker": "SPEAKER_07"})  # a new diarization-style label
     assert r.status_code == 200
     assert "SPEAKER_07" in {s["label"] for s in transcript(api, rid)["speakers"]}

@@ -1,7 +1,7 @@
 """voice recognition with consent: agreements say ``voiceprint``, voiceprints hold samples
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 
 - ``consentagreement.voiceprint`` (boolean, default false): consent to voice recognition.
 - ``speaker.embedding_model``: which model made the label's embedding (only embeddings of
@@ -24,8 +24,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -1,4 +1,4 @@
-"""Migration 0008 (voice recognition with consent), up and down, on both databases."""
+"""Migration 0009 (voice recognition with consent), up and down, on both databases."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from tests.service.test_migrations import _run, database  # noqa: F401  (the fix
 NOW = "2026-11-25 12:00:00"
 
 
-def test_0008_deletes_old_voiceprints_and_adds_the_consent_field(database: str,  # noqa: F811
+def test_0009_deletes_old_voiceprints_and_adds_the_consent_field(database: str,  # noqa: F811
                                                                  tmp_path: Path) -> None:
-    _run(database, tmp_path, ("upgrade", "0007"))
+    _run(database, tmp_path, ("upgrade", "0008"))
     engine = sa.create_engine(database)
     with engine.begin() as conn:
         conn.execute(sa.text(
@@ -37,7 +37,7 @@ def test_0008_deletes_old_voiceprints_and_adds_the_consent_field(database: str, 
                 {"id": i + 1, "label": label, "pid": pid})
     engine.dispose()
 
-    _run(database, tmp_path, ("upgrade", "0008"))
+    _run(database, tmp_path, ("upgrade", "0009"))
     engine = sa.create_engine(database)
     with engine.connect() as conn:
         # A vector with no source, no model and no consent record behind it: deleted.
@@ -52,7 +52,7 @@ def test_0008_deletes_old_voiceprints_and_adds_the_consent_field(database: str, 
         assert {"embedding_model", "suggestion_person_id", "suggestion_similarity"} <= cols
     engine.dispose()
 
-    _run(database, tmp_path, ("downgrade", "0007"))
+    _run(database, tmp_path, ("downgrade", "0008"))
     engine = sa.create_engine(database)
     with engine.connect() as conn:
         cols = {c["name"] for c in sa.inspect(conn).get_columns("speaker")}
