@@ -176,7 +176,7 @@ def test_voices_named_in_one_recording_are_suggested_in_another(voice_api: Api,
     assert r.status_code == 200, r.text
     assert _embeddings(api, ids["speaker90"]) == []
     assert all(s["suggestion"] is None for s in _speakers(api, b).values())
-    from service.archive import export_archive
+    from service.ops.archive import export_archive
 
     bag = export_archive(api.engine, api.settings, tmp_path / "bag").path
     rows = (bag / "data" / "tables" / "person.jsonl").read_text(encoding="utf-8")
