@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     compute_type: str = Field("int8", description="CTranslate2 compute type: int8, float32 ...")
     beam_size: int = Field(5, ge=1, le=10)
 
+    voice_auto_apply: bool = Field(
+        False, description="Name an unnamed speaker by voice without asking when the "
+        "suggestion's similarity reaches pipelines.voices.AUTO_APPLY_THRESHOLD (0.80); off: "
+        "suggestions wait for a researcher's click.")
+
     web_workers: int = Field(
         1, ge=1, le=64,
         description="Processes `serve` runs (each with its own database pool); more than one "

@@ -74,9 +74,13 @@ def _person(session: SessionDep, person_id: int) -> Person:
 # --- agreements ---------------------------------------------------------------------
 
 @router.post("/consents", status_code=status.HTTP_201_CREATED, response_model=ConsentPublic)
-def create_consent(data: ConsentCreate, session: SessionDep, user: Editor) -> ConsentPublic:
-    """Record a consent agreement for a person (one recording, or all of theirs)."""
-    agreement = crud.create_agreement(session, data=data, actor=user)
+def create_consent(data: ConsentCreate, request: Request, session: SessionDep,
+                   user: Editor) -> ConsentPublic:
+    """Record a consent agreement for a person (one recording, or all of theirs).
+
+    ``voiceprint: true`` on a granted agreement allows voice recognition of the person."""
+    agreement = crud.create_agreement(session, data=data, actor=user,
+                                      enqueue=request.app.state.jobs.enqueue)
     return crud.to_public(session, agreement)
 
 
@@ -103,11 +107,15 @@ def read_consent(consent_id: int, session: SessionDep, user: Editor) -> ConsentP
 
 
 @router.patch("/consents/{consent_id}", response_model=ConsentPublic)
-def update_consent(consent_id: int, data: ConsentUpdate, session: SessionDep,
-                   user: Editor) -> ConsentPublic:
-    """Change an agreement's terms (withdrawal has its own route)."""
+def update_consent(consent_id: int, data: ConsentUpdate, request: Request,
+                   session: SessionDep, user: Editor) -> ConsentPublic:
+    """Change an agreement's terms (withdrawal has its own route).
+
+    Setting ``voiceprint`` to false (or withdrawing) deletes the person's voiceprint and
+    the suggestions built from it at once, unless another agreement still allows it."""
     agreement = crud.update_agreement(session, agreement=_agreement(session, consent_id),
-                                      data=data, actor=user)
+                                      data=data, actor=user,
+                                      enqueue=request.app.state.jobs.enqueue)
     return crud.to_public(session, agreement)
 
 

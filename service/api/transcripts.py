@@ -69,18 +69,24 @@ SpeakerMapBody = Annotated[
 @router.get("/recordings/{recording_id}/speakers", response_model=list[TranscriptSpeaker])
 def read_speakers(recording_id: int, session: SessionDep, user: AnyUser,
                   ) -> list[TranscriptSpeaker]:
-    """Read a recording's speaker labels and the people they are mapped to."""
+    """Read a recording's speaker labels, the people they are mapped to, and who each
+    voice sounds like (``suggestion``: a consenting person and the similarity, or null).
+
+    Accept a suggestion with the ordinary PUT of the speaker map."""
     get_recording(session, user, recording_id)
     return speakers.speaker_map(session, recording_id)
 
 
 @router.put("/recordings/{recording_id}/speakers", response_model=list[TranscriptSpeaker])
-def update_speakers(recording_id: int, mapping: SpeakerMapBody, session: SessionDep,
-                    user: Researcher) -> list[TranscriptSpeaker]:
-    """Map speaker labels to people; every read and export then shows their names."""
+def update_speakers(recording_id: int, mapping: SpeakerMapBody, request: Request,
+                    session: SessionDep, user: Researcher) -> list[TranscriptSpeaker]:
+    """Map speaker labels to people; every read and export then shows their names.
+
+    A label named as a person who consented to voice recognition is added to their
+    voiceprint; named as anyone else, its voice embedding is deleted."""
     get_recording(session, user, recording_id)
     return speakers.set_speakers(session, recording_id=recording_id, mapping=mapping,
-                             actor=user)
+                                 actor=user, enqueue=request.app.state.jobs.enqueue)
 
 
 # ----------------------------------------------------------------------------- corrections

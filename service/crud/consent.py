@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from service.clearance import rules
 from service.clearance.facts import clearance
-from service.crud import audit
+from service.crud import audit, voices
 from service.errors import Conflict, Invalid, Malformed, Unsupported
 from service.filemodes import READ_ONLY_MODE, private_dir
 from service.models.base import utcnow
@@ -83,7 +83,8 @@ def _active_in_scope(session: Session, person_id: int, recording_id: int | None,
     )).first()
 
 
-def create_agreement(session: Session, *, data: ConsentCreate, actor: User) -> ConsentAgreement:
+def create_agreement(session: Session, *, data: ConsentCreate, actor: User,
+                     enqueue: voices.Enqueue | None = None) -> ConsentAgreement:
     if data.status == ConsentStatus.withdrawn:
         raise Invalid("An agreement cannot be created as withdrawn; create it and "
                       "then POST /api/v1/consents/{id}/withdraw with the reason.")
@@ -101,9 +102,27 @@ def create_agreement(session: Session, *, data: ConsentCreate, actor: User) -> C
     audit.record(session, actor=actor, action="create", object_type="consent",
                  object_id=agreement.id,
                  summary=_scope_summary(agreement) + f"; status {agreement.status.value}; "
-                 f"attribution {agreement.attribution.value}")
+                 f"attribution {agreement.attribution.value}; voiceprint {agreement.voiceprint}")
+    jobs = _sync_voiceprint(session, agreement, actor, "agreement created")
     session.commit()
+    _enqueue(enqueue, jobs)
     return agreement
+
+
+def _sync_voiceprint(session: Session, agreement: ConsentAgreement, actor: User | None,
+                     why: str) -> list[int]:
+    """Voice recognition follows the person's agreements at once (service.crud.voices)."""
+    person = session.get(Person, agreement.person_id)
+    if person is None:
+        return []
+    return voices.sync_consent(session, person, actor=actor,
+                               why=f"consent #{agreement.id} {why}").jobs
+
+
+def _enqueue(enqueue: voices.Enqueue | None, jobs: list[int]) -> None:
+    if enqueue is not None:
+        for job_id in jobs:
+            enqueue(job_id)
 
 
 def _scope_summary(a: ConsentAgreement) -> str:
@@ -129,7 +148,7 @@ def list_agreements(
 
 
 def update_agreement(session: Session, *, agreement: ConsentAgreement, data: ConsentUpdate,
-                     actor: User) -> ConsentAgreement:
+                     actor: User, enqueue: voices.Enqueue | None = None) -> ConsentAgreement:
     changes = data.model_dump(exclude_unset=True)
     if agreement.status == ConsentStatus.withdrawn:
         raise Conflict(f"Consent #{agreement.id} was withdrawn and is kept as it was; "
@@ -137,7 +156,7 @@ def update_agreement(session: Session, *, agreement: ConsentAgreement, data: Con
     if changes.get("status") == ConsentStatus.withdrawn:
         raise Invalid("Withdraw with POST /api/v1/consents/{id}/withdraw and a "
                       "reason, so that the date and reason are kept.")
-    for key in ("status", "form", "attribution", "approval_required"):
+    for key in ("status", "form", "attribution", "approval_required", "voiceprint"):
         if key in changes and changes[key] is None:
             raise Invalid(f"'{key}' cannot be null.")
     for key, value in changes.items():
@@ -146,7 +165,9 @@ def update_agreement(session: Session, *, agreement: ConsentAgreement, data: Con
     session.add(agreement)
     audit.record(session, actor=actor, action="update", object_type="consent",
                  object_id=agreement.id, summary="fields: " + ", ".join(sorted(changes)))
+    jobs = _sync_voiceprint(session, agreement, actor, "updated")
     session.commit()
+    _enqueue(enqueue, jobs)
     return agreement
 
 
@@ -168,6 +189,7 @@ def withdraw_agreement(session: Session, *, agreement: ConsentAgreement, reason:
     audit.record(session, actor=actor, action="withdraw", object_type="consent",
                  object_id=agreement.id,
                  summary=_scope_summary(agreement) + f"; {len(impact)} quote use(s) blocked")
+    _sync_voiceprint(session, agreement, actor, "withdrawn")
     session.commit()
     return agreement, impact
 

@@ -24,7 +24,8 @@ TRANSCRIBE, ALIGN = "transcribe", "align"
 
 
 def active_job(session: Session, recording_id: int) -> Job | None:
-    """The recording's transcription in progress, if any (alignments may run beside)."""
+    """The recording's transcription in progress, if any (alignments and voiceprint jobs
+    may run beside: neither writes a transcript version)."""
     return session.exec(
         select(Job).where(Job.recording_id == recording_id, col(Job.state).in_(ACTIVE),
                           col(Job.kind) == TRANSCRIBE)

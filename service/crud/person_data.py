@@ -16,7 +16,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from service.clearance.facts import chapter_label
-from service.crud import audit
+from service.crud import audit, voices
 from service.crud.consent import approval_public, to_public
 from service.filemodes import private_dir
 from service.models.audit import AuditEvent, AuditEventPublic
@@ -205,8 +205,12 @@ def erase_person(session: Session, *, storage: Storage, person: Person, actor: U
         session.add(c)
 
     had_voiceprint = person.voiceprint is not None
-    person.voiceprint = None
-    person.biometric_consent = False
+    # Every label of theirs just lost its embedding above; this deletes the voiceprint and
+    # recomputes every suggestion without them (audited as voiceprint-delete).
+    session.flush()
+    suggested = len(list(session.exec(select(Speaker.id).where(
+        Speaker.suggestion_person_id == pid))))
+    voices.forget(session, person, actor=actor, why="erasure request")
     person.name = f"[erased person {pid}]"
     person.alt_names = []
     person.organisation = None
@@ -218,7 +222,8 @@ def erase_person(session: Session, *, storage: Storage, person: Person, actor: U
         person_id=pid, segments_redacted=len(seg_ids), transcript_versions=versions,
         revisions_deleted=revisions, quotes_deleted=len(quote_ids),
         documents_removed=len(moved), voiceprint_removed=had_voiceprint,
-        speaker_embeddings_removed=embeddings, consents_closed=len(consents))
+        speaker_embeddings_removed=embeddings, consents_closed=len(consents),
+        suggestions_removed=suggested)
     audit.record(session, actor=actor, action="erase", object_type="person", object_id=pid,
                  summary=", ".join(f"{k} {v}" for k, v in summary.model_dump().items()
                                    if k != "person_id"))

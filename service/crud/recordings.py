@@ -264,6 +264,10 @@ def delete_recording(
         .values(verbatim=ERASED, edited=None, translation=None, recording_id=None)
     )
     audit.record(session, actor=actor, action="delete", object_type="recording", object_id=rid)
+    # Its speaker rows go with it; the voiceprint samples it gave must go too.
+    from service.crud import voices
+
+    voices.forget_recording(session, rid, actor=actor)
     session.delete(recording)
     src = storage.recording_dir(rid)
     trash = storage.root / ".trash" / f"{rid}-{secrets.token_hex(4)}"

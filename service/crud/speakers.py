@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from service.crud import audit
+from service.crud import audit, voices
 from service.crud.transcripts import speaker_names
 from service.errors import Invalid
 from service.models.people import Person
@@ -25,13 +25,22 @@ class SpeakerMapError(Invalid):
 
 def speaker_map(session: Session, recording_id: int) -> list[TranscriptSpeaker]:
     names = speaker_names(session, recording_id)
-    return [TranscriptSpeaker(label=label, person_id=pid, name=name)
+    sounds_like = voices.suggestions(session, recording_id)
+    return [TranscriptSpeaker(label=label, person_id=pid, name=name,
+                              suggestion=sounds_like.get(label))
             for label, (pid, name) in sorted(names.items())]
 
 
 def set_speakers(session: Session, *, recording_id: int, mapping: dict[str, int | None],
-                 actor: User) -> list[TranscriptSpeaker]:
-    """Map labels to people (``None`` unmaps); labels not in ``mapping`` keep theirs."""
+                 actor: User, enqueue: voices.Enqueue | None = None,
+                 ) -> list[TranscriptSpeaker]:
+    """Map labels to people (``None`` unmaps); labels not in ``mapping`` keep theirs.
+
+    Naming is also where voice recognition's consent rules apply (service.crud.voices):
+    a label named as a consenting person is enrolled in their voiceprint (or, without an
+    embedding, a worker job recomputes it: ``enqueue`` gets its id after the commit); one
+    named as anyone else loses its embedding.
+    """
     if not mapping:
         raise SpeakerMapError(
             'Send at least one label, e.g. {"SPEAKER_00": 12}; null unmaps a label.'
@@ -54,14 +63,20 @@ def set_speakers(session: Session, *, recording_id: int, mapping: dict[str, int 
             "POST /api/v1/people or check the id with GET /api/v1/people."
         )
     changes = []
+    renamed: list[tuple[Speaker, int | None]] = []
     for label, person_id in sorted(mapping.items()):
         row = rows[label]
         if row.person_id != person_id:
             changes.append(f"{label}: {row.person_id} -> {person_id}")
+            renamed.append((row, row.person_id))
             row.person_id = person_id
             session.add(row)
     audit.record(session, actor=actor, action="speakers", object_type="recording",
                  object_id=recording_id,
                  summary="; ".join(changes) if changes else "no change")
+    voice = voices.on_named(session, renamed, actor=actor)
     session.commit()
+    if enqueue is not None:
+        for job_id in voice.jobs:
+            enqueue(job_id)
     return speaker_map(session, recording_id)

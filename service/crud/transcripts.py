@@ -32,6 +32,7 @@ from sqlmodel import Session, col, select
 from pipelines.text import cjk_spaced
 from pipelines.text import word_tokens as word_tokens  # re-exported; the tokenizer lives there
 from pipelines.types import Timing
+from service.crud import voices
 from service.errors import NotFound
 from service.models.people import Person
 from service.models.recordings import Speaker
@@ -209,9 +210,11 @@ class _Head:
         self.session = session
         self.transcript = transcript
         self.names = speaker_names(session, transcript.recording_id)
+        sounds_like = voices.suggestions(session, transcript.recording_id)
         self.speakers = [
             TranscriptSpeaker(label=label, person_id=self.names.get(label, (None, None))[0],
-                              name=self.names.get(label, (None, None))[1])
+                              name=self.names.get(label, (None, None))[1],
+                              suggestion=sounds_like.get(label))
             for label in sorted(labels | set(self.names))
         ]
         self.view = view_of(session, transcript.recording_id,

@@ -61,6 +61,9 @@ class ConsentAgreement(SQLModel, table=True):
     )
     descriptor: str | None = Field(default=None, max_length=500)
     approval_required: bool = False
+    #: Consent to voice recognition (biometric processing): a voiceprint is kept only
+    #: while a granted agreement of the person says so.
+    voiceprint: bool = False
     embargo_until: date | None = None
     notes: str | None = Field(default=None, max_length=20_000)
     document_path: str | None = Field(default=None, max_length=500)
@@ -110,6 +113,9 @@ class ConsentBase(SQLModel):
     attribution: Attribution = Attribution.on_record
     descriptor: str | None = Field(default=None, max_length=500)
     approval_required: bool = False
+    #: Consent to voice recognition: enrolment of the person's voice and suggestions of
+    #: their name for unnamed speakers. False (the default) keeps no voiceprint.
+    voiceprint: bool = False
     embargo_until: date | None = None
     notes: str | None = Field(default=None, max_length=20_000)
 
@@ -127,6 +133,7 @@ class ConsentUpdate(SQLModel):
     attribution: Attribution | None = None
     descriptor: str | None = Field(default=None, max_length=500)
     approval_required: bool | None = None
+    voiceprint: bool | None = None
     embargo_until: date | None = None
     notes: str | None = Field(default=None, max_length=20_000)
 
@@ -271,6 +278,7 @@ class ErasureSummary(SQLModel):
     documents_removed: int
     voiceprint_removed: bool
     speaker_embeddings_removed: int
+    suggestions_removed: int = 0
     consents_closed: int
 
 

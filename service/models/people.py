@@ -40,9 +40,14 @@ class Person(PersonBase, table=True):
     __table_args__ = NEVER_REUSE_IDS
 
     id: int | None = Field(default=None, primary_key=True)
-    #: Consent to biometric processing; a voiceprint is only kept while this is true.
+    #: Derived from the person's consent agreements (service.crud.voices.sync_consent):
+    #: true while a granted, not withdrawn agreement says ``voiceprint: true``. Kept as a
+    #: column so that lists of people need no join; only that function writes it.
     biometric_consent: bool = False
-    voiceprint: list[float] | None = Field(default=None, sa_column=json_column())
+    #: ``{"samples": [{"source", "recording_id", "label", "model", "embedding",
+    #: "added_at"}, ...]}``: several samples from different recordings, bounded per
+    #: embedding model (pipelines.voices.enrol); None without one. Never leaves the server.
+    voiceprint: dict[str, Any] | None = Field(default=None, sa_column=json_column())
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
 
@@ -78,4 +83,5 @@ class PersonPublic(PersonBase):
     @classmethod
     def of(cls, p: Person) -> PersonPublic:
         data: dict[str, Any] = p.model_dump(exclude={"voiceprint"})
-        return cls(**data, has_voiceprint=p.voiceprint is not None)
+        vp = p.voiceprint
+        return cls(**data, has_voiceprint=isinstance(vp, dict) and bool(vp.get("samples")))

@@ -112,7 +112,18 @@ class Speaker(SQLModel, table=True):
     person_id: int | None = Field(
         default=None, foreign_key="person.id", ondelete="SET NULL", index=True
     )
+    #: The label's speaker embedding (diarization's centroid, or recomputed from the audio).
+    #: Biometric once the label is named: kept only while that person consents to voice
+    #: recognition (service.crud.voices). Never leaves the server.
     embedding: list[float] | None = Field(default=None, sa_column=json_column())
+    #: The model that made ``embedding``: only embeddings of one model are comparable.
+    #: None for embeddings stored before migration 0009 (recomputed when needed).
+    embedding_model: str | None = Field(default=None, max_length=200)
+    #: The consenting person this label sounds like (pipelines.voices.match), recomputed
+    #: after every transcription and whenever voiceprints change. No foreign key: it is
+    #: cleared by the code that changes voiceprints, and a dangling id reads as none.
+    suggestion_person_id: int | None = None
+    suggestion_similarity: float | None = None
 
 
 class ParticipantIn(SQLModel):

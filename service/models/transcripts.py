@@ -111,10 +111,20 @@ class SegmentPublic(SQLModel):
     restricted: str | None = None
 
 
+class SpeakerSuggestion(SQLModel):
+    """The consenting person a label sounds like, by voice (cosine similarity 0-1)."""
+
+    person_id: int
+    name: str
+    similarity: float
+
+
 class TranscriptSpeaker(SQLModel):
     label: str
     person_id: int | None
     name: str | None
+    #: Who the voice sounds like; accept it with PUT /recordings/{id}/speakers.
+    suggestion: SpeakerSuggestion | None = None
 
 
 class CarryConflict(SQLModel):

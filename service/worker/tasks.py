@@ -47,10 +47,11 @@ from pipelines.errors import (
 from pipelines.runner import ModelCache, RunOptions, RunResult, StageProgress, run_stages
 from service import alignment, model_catalog
 from service.config import Settings
-from service.crud import audit
+from service.crud import audit, voices
 from service.crud.carry import carry_corrections
 from service.crud.jobs import ALIGN, create_align_job
 from service.crud.transcripts import SegmentIn, add_version
+from service.crud.voices import VOICEPRINT_JOB
 from service.db import DB_UNAVAILABLE_ERRORS
 from service.models.base import utcnow
 from service.models.jobs import Job, JobStage, JobState
@@ -228,7 +229,8 @@ def claim(ctx: WorkerContext, job_id: int) -> Job | None:
         job = session.get(Job, job_id)
         assert job is not None
         recording = session.get(Recording, job.recording_id)
-        if recording is not None and job.kind != ALIGN:  # an alignment changes no status
+        # Alignments and voiceprint jobs leave the transcript's status as it is.
+        if recording is not None and job.kind not in (ALIGN, VOICEPRINT_JOB):
             recording.status = RecordingStatus.processing
             session.add(recording)
         session.commit()
@@ -279,6 +281,11 @@ def execute(ctx: WorkerContext, job_id: int) -> None:
         return
     if job.kind == ALIGN:
         _execute_align(ctx, job)
+        return
+    if job.kind == VOICEPRINT_JOB:
+        from service.worker import voice_jobs
+
+        voice_jobs.execute(ctx, job)
         return
     with Session(ctx.engine, expire_on_commit=False) as session:
         recording = session.get(Recording, job.recording_id)
@@ -472,7 +479,7 @@ def store(ctx: WorkerContext, job_id: int, recording_id: int, result: RunResult,
                 job_id=job_id,
             )
             session.flush()
-            _upsert_speakers(session, recording_id, result)
+            _upsert_speakers(ctx, session, recording_id, result)
             if previous is not None:
                 realign = carry_corrections(session, previous=previous, new=new)
         recording.status = RecordingStatus.transcribed
@@ -507,19 +514,41 @@ def store(ctx: WorkerContext, job_id: int, recording_id: int, result: RunResult,
             ctx.queue.enqueue(align.id)
 
 
-def _upsert_speakers(session: Session, recording_id: int, result: RunResult) -> None:
+def _upsert_speakers(ctx: WorkerContext, session: Session, recording_id: int,
+                     result: RunResult) -> None:
+    """Speaker rows with their embeddings, under the consent rules; then recognition.
+
+    A label already named (a re-transcription keeps the map) as someone without consent to
+    voice recognition keeps no embedding; named as a consenting person, the new embedding
+    is enrolled. Then every label gets its suggestion (service.crud.voices).
+    """
+    from service.worker.voice_jobs import embedding_model_name
+
     labels = {s.speaker for s in result.segments} | set(result.diarization.speakers)
     existing = {s.label: s for s in session.exec(
         select(Speaker).where(Speaker.recording_id == recording_id)).all()}
+    model = embedding_model_name(ctx) if result.diarization.embeddings else None
+    enrolled = False
     for label in sorted(labels):
         speaker = existing.get(label) or Speaker(recording_id=recording_id, label=label)
         emb = result.diarization.embeddings.get(label)
         values = [float(x) for x in emb] if emb is not None else []
+        person = session.get(Person, speaker.person_id) if speaker.person_id else None
         # A speaker with too little speech gets a NaN embedding; JSON has no NaN and
         # PostgreSQL refuses it, which used to fail the whole job. No voiceprint then.
-        if values and all(math.isfinite(x) for x in values):
+        if (values and all(math.isfinite(x) for x in values)
+                and (person is None or person.biometric_consent)):
             speaker.embedding = [round(x, 6) for x in values]
+            speaker.embedding_model = model
+            if person is not None:
+                session.add(speaker)
+                session.flush()
+                voices.enrol_embedding(session, person, speaker, speaker.embedding, actor=None)
+                enrolled = True
         session.add(speaker)
+    session.flush()
+    voices.refresh_suggestions(session, None if enrolled else [recording_id],
+                               auto_apply=ctx.settings.voice_auto_apply)
 
 
 def recover(ctx: WorkerContext) -> list[int]:

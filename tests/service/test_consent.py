@@ -595,7 +595,9 @@ def test_erasure_removes_the_person_everywhere(api, tmp_path: Path) -> None:
                              before_speaker="SPEAKER_01", after_speaker="SPEAKER_01"))
         person = session.get(Person, ids["yan"])
         assert person is not None
-        person.voiceprint, person.biometric_consent = [0.1] * 8, True
+        person.voiceprint = {"samples": [{"source": f"recording {rec} SPEAKER_01",
+                                          "model": "m", "embedding": [0.1] * 8}]}
+        person.biometric_consent = True
         session.add(person)
         speaker = session.exec(select(Speaker).where(Speaker.recording_id == rec,
                                                      Speaker.label == "SPEAKER_01")).one()
@@ -613,7 +615,8 @@ def test_erasure_removes_the_person_everywhere(api, tmp_path: Path) -> None:
     assert summary == {"person_id": ids["yan"], "segments_redacted": 5,
                        "transcript_versions": 2, "revisions_deleted": 1, "quotes_deleted": 4,
                        "documents_removed": 1, "voiceprint_removed": True,
-                       "speaker_embeddings_removed": 1, "consents_closed": 1}
+                       "speaker_embeddings_removed": 1, "consents_closed": 1,
+                       "suggestions_removed": 0}
 
     # The erased words are gone from the index on this database; others' words stay.
     for phrase in ("最优秀的人", "Token消耗", "不能啥都想要", "一起合作"):

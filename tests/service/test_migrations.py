@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from service.db import alembic_config, make_engine, run_migrations
 from service.models.users import Role, User
@@ -150,11 +150,11 @@ def _write_archive(url: str, tmp_path: Path) -> None:
     from service.crud import audit
     from service.models.base import utcnow
     from service.models.chapters import Chapter
-    from service.models.consent import ConsentAgreement, Restriction, RestrictionLevel
+    from service.models.consent import Restriction, RestrictionLevel
     from service.models.jobs import Job
     from service.models.people import Person
     from service.models.quotes import ChapterQuote, Quote
-    from service.models.recordings import Participant, ParticipantRole, Recording, Speaker
+    from service.models.recordings import Participant, ParticipantRole, Recording
     from service.models.transcripts import Revision
     from service.models.users import ApiToken
 
@@ -176,7 +176,8 @@ def _write_archive(url: str, tmp_path: Path) -> None:
                               role=ParticipantRole.interviewee))
             s.add(Job(recording_id=rec.id))
             # Transcripts and segments in SQL of that schema: the models' columns are
-            # today's (0008 made words_timed a string and added transcript.carried).
+            # today's (0008 made words_timed a string and added transcript.carried; 0009
+            # added voice columns to speakers and agreements).
             tid = s.connection().execute(sa.text(
                 "INSERT INTO transcript (recording_id, version, backend, model, language, "
                 "created_at) VALUES (:r, 1, 'import', 'test', 'zh', :now) RETURNING id"),
@@ -191,10 +192,10 @@ def _write_archive(url: str, tmp_path: Path) -> None:
                     "true, :st, false, true)"), {
                         "t": tid, "r": rec.id, "i": idx, "a": a, "b": b, "label": label,
                         "text": text, "lang": lang, "st": cjk_spaced(text)})
-                s.add(Speaker(recording_id=rec.id, label=label))
+                s.connection().execute(sa.text(
+                    "INSERT INTO speaker (recording_id, label, person_id) VALUES (:r, :l, :p)"),
+                    {"r": rec.id, "l": label, "p": yan.id if label == "SPEAKER_00" else None})
             s.flush()
-            speaker = s.exec(select(Speaker).where(Speaker.label == "SPEAKER_00")).one()
-            speaker.person_id = yan.id
             segment_id = s.connection().execute(sa.text(
                 "SELECT min(id) FROM segment WHERE transcript_id = :t"), {"t": tid}).scalar()
             assert segment_id is not None
@@ -206,7 +207,11 @@ def _write_archive(url: str, tmp_path: Path) -> None:
                             speaker="SPEAKER_00", person_id=yan.id, verbatim=f"q{i}")
                       for i in range(3)]
             s.add_all(quotes)
-            s.add(ConsentAgreement(person_id=yan.id, recording_id=rec.id))
+            s.connection().execute(sa.text(
+                "INSERT INTO consentagreement (person_id, recording_id, status, form, "
+                "attribution, approval_required, created_at, updated_at) VALUES "
+                "(:p, :r, 'pending', 'signed', 'on_record', false, :now, :now)"),
+                {"p": yan.id, "r": rec.id, "now": utcnow()})
             s.add(Restriction(recording_id=rec.id, start=1, end=2,
                               level=RestrictionLevel.off_record))
             s.flush()

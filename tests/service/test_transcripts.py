@@ -59,9 +59,9 @@ def test_speaker_map_names_every_segment_and_merges_labels(api, tmp_path: Path) 
     r = put_speakers(api, rid, {"SPEAKER_00": yan, "SPEAKER_01": luo, "SPEAKER_02": yan})
     assert r.status_code == 200, r.text
     assert r.json() == [
-        {"label": "SPEAKER_00", "person_id": yan, "name": "闫俊杰"},
-        {"label": "SPEAKER_01", "person_id": luo, "name": "罗永浩"},
-        {"label": "SPEAKER_02", "person_id": yan, "name": "闫俊杰"},
+        {"label": "SPEAKER_00", "person_id": yan, "name": "闫俊杰", "suggestion": None},
+        {"label": "SPEAKER_01", "person_id": luo, "name": "罗永浩", "suggestion": None},
+        {"label": "SPEAKER_02", "person_id": yan, "name": "闫俊杰", "suggestion": None},
     ]
     after = transcript(api, rid, role="author")
     # Both of 闫俊杰's labels are listed with the same person: clients merge on person_id.

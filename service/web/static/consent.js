@@ -13,6 +13,7 @@
       recording_id: f.scope.value === "recording" ? Number(consentForm.dataset.recording) : null,
       status: f.status.value, form: f.form.value, attribution: f.attribution.value,
       approval_required: f.approval_required.checked,
+      voiceprint: f.voiceprint.checked,
     };
     if (f.descriptor.value) body.descriptor = f.descriptor.value;
     if (f.signed_at.value) body.signed_at = f.signed_at.value;
@@ -33,6 +34,16 @@
       location.reload();
     } catch (err) { toast(err.message, true); }
   });
+
+  for (const button of document.querySelectorAll("button.toggle-voiceprint")) {
+    button.addEventListener("click", async () => {
+      const on = button.dataset.voiceprint !== "true";
+      try {
+        await api("PATCH", `/api/v1/consents/${button.dataset.consent}`, { voiceprint: on });
+        location.reload();
+      } catch (err) { toast(err.message, true); }
+    });
+  }
 
   for (const form of document.querySelectorAll("form.withdraw-form")) {
     form.addEventListener("submit", async (event) => {

@@ -72,6 +72,15 @@
 
   // --- speakers ---------------------------------------------------------------------
   for (const row of document.querySelectorAll(".speaker-row")) {
+    // Accepting a voice suggestion is the ordinary speaker-map PUT.
+    const accept = row.querySelector(".accept-suggestion");
+    accept?.addEventListener("click", async () => {
+      try {
+        await Sourcebook.api("PUT", `/api/v1/recordings/${recordingId}/speakers`,
+          { [row.dataset.label]: Number(accept.dataset.person) });
+        location.reload();
+      } catch (err) { Sourcebook.toast(err.message, true); }
+    });
     row.querySelector(".save-speaker")?.addEventListener("click", async () => {
       const value = row.querySelector(".speaker-person").value;
       try {
