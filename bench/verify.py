@@ -15,6 +15,7 @@ planted verbatim and 10 with small changes, so matching does real work. Then it 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -25,9 +26,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-SEEDS = Path("/work/shared/seeds")
-if not SEEDS.exists():
-    SEEDS = REPO / "shared" / "seeds"
+SEEDS = Path(os.environ.get("SOURCEBOOK_SEEDS_DIR", REPO.parent / "shared" / "seeds"))
 DRAFT = SEEDS / "000_a6533fb138b35a81.txt"
 
 

@@ -34,15 +34,10 @@ REPO = Path(__file__).resolve().parent.parent
 SITE = REPO / ".venv" / "lib" / "python3.11" / "site-packages"
 PYANNOTE_SAMPLE = SITE / "pyannote" / "audio" / "sample" / "sample.wav"
 
-SEED_BOOK = Path("/work/shared/seeds/000_a6533fb138b35a81.txt")
-if not SEED_BOOK.exists():  # the repository's own copy, where the shared folder is absent
-    SEED_BOOK = REPO / "shared" / "seeds" / SEED_BOOK.name
-#: The seeds sit next to the repository (../shared) or, on some machines, inside it.
-SEED = next(
-    (p for p in (REPO.parent / "shared" / "seeds" / "001_23701809df0781c4.txt",
-                 REPO / "shared" / "seeds" / "001_23701809df0781c4.txt") if p.exists()),
-    REPO.parent / "shared" / "seeds" / "001_23701809df0781c4.txt",
-)
+#: Seed material: SOURCEBOOK_SEEDS_DIR, by default ../shared/seeds beside the repository.
+SEEDS_DIR = Path(os.environ.get("SOURCEBOOK_SEEDS_DIR", REPO.parent / "shared" / "seeds"))
+SEED_BOOK = SEEDS_DIR / "000_a6533fb138b35a81.txt"
+SEED = SEEDS_DIR / "001_23701809df0781c4.txt"
 
 
 # --- media and uploads ----------------------------------------------------------------
