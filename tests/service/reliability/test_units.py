@@ -54,7 +54,8 @@ def test_a_nan_voiceprint_is_dropped_not_a_failed_job(api, tmp_path: Path) -> No
             "SPEAKER_00": [0.25, -0.5, 1.0], "SPEAKER_01": [math.nan, math.nan, math.nan]}),
     )
     with Session(api.engine) as session:
-        tasks._upsert_speakers(session, rid, result)  # type: ignore[arg-type]
+        ctx = SimpleNamespace(settings=api.settings)  # what speaker storing reads of it
+        tasks._upsert_speakers(ctx, session, rid, result)  # type: ignore[arg-type]
         session.commit()
         got = {s.label: s.embedding for s in session.exec(
             select(Speaker).where(Speaker.recording_id == rid)).all()}
