@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 from pipelines.align import AUDIO_MARGIN, AlignSpan
 from pipelines.audio import load_waveform
 from pipelines.runner import ModelCache
+from pipelines.text import needs_space_between, word_spans
 from pipelines.types import Alignment, ProgressCallback, Word
 from service import model_catalog
 from service.config import Settings
@@ -65,6 +66,18 @@ def _windows(spans: Sequence[AlignSpan]) -> list[list[int]]:
     return groups
 
 
+def _place(segments: Sequence[Segment], parts: Sequence[Sequence[Word]]) -> None:
+    """Store each segment's aligned words, and move the cut between neighbours into the
+    middle of the measured pause between the last word of one and the first of the next
+    (a split placed by character share is then where it was spoken)."""
+    for left, right, lw, rw in zip(segments, segments[1:], parts, parts[1:], strict=False):
+        cut = round((lw[-1].end + rw[0].start) / 2, 3)
+        left.end = right.start = min(max(cut, left.start), right.end)
+    for segment, words in zip(segments, parts, strict=True):
+        segment.words = word_dicts(words)
+        segment.words_timed = "aligned"
+
+
 def run(engine: Engine, storage: Storage, models: ModelCache, settings: Settings, job: Job,
         *, progress: ProgressCallback, owned: Callable[[Session], Job]) -> None:
     """Align the job's segments and store their words; ``owned(session)`` returns the
@@ -88,7 +101,9 @@ def run(engine: Engine, storage: Storage, models: ModelCache, settings: Settings
         segments = session.exec(query.order_by(col(Segment.idx))).all()
         wav = storage.path_of(recording.normalised_path)
         language = transcript.language or recording.language or "auto"
-    spans = [AlignSpan(s.text, s.start, s.end, s.language or language) for s in segments]
+    units = _units(segments, opts.get("joined") or [])
+    spans = [AlignSpan(_unit_text(unit), unit[0].start, unit[-1].end,
+                       unit[0].language or language) for unit in units]
     backend, spec = model_catalog.spec_for(settings, backend=None, model=None)
     aligner = models.aligner(backend, spec, settings.compute_type)  # type: ignore[arg-type]
     results: list[Alignment] = []
@@ -103,24 +118,66 @@ def run(engine: Engine, storage: Storage, models: ModelCache, settings: Settings
 
         results += aligner.align_spans(audio, [spans[i] for i in group], offset=offset,
                                        progress=part)
-    _store(engine, job, segments, spans, results, owned)
+    _store(engine, job, units, results, owned)
 
 
-def _store(engine: Engine, job: Job, segments: Sequence[Segment],
-           spans: Sequence[AlignSpan], results: Sequence[Alignment],
-           owned: Callable[[Session], Job]) -> None:
+def _units(segments: Sequence[Segment], joined: Sequence[Sequence[int]]) -> list[list[Segment]]:
+    """The segments in order, neighbours named together in ``joined`` as one unit."""
+    group_of = {sid: tuple(group) for group in joined for sid in group}
+    units: list[list[Segment]] = []
+    for s in segments:
+        group = group_of.get(s.id or 0)
+        if units and group and units[-1][-1].id in group and units[-1][0].id in group:
+            units[-1].append(s)
+        else:
+            units.append([s])
+    return units
+
+
+def _unit_text(unit: Sequence[Segment]) -> str:
+    text = unit[0].text
+    for s in unit[1:]:
+        text = f"{text} {s.text}" if needs_space_between(text, s.text) else text + s.text
+    return text
+
+
+def _share(unit: Sequence[Segment], words: Sequence[Word]) -> list[list[Word]] | None:
+    """The aligned words of a unit's joined text given back to its segments, or None
+    where the joined text's words are not the segments' words one after another."""
+    parts: list[list[Word]] = []
+    rest = list(words)
+    for s in unit:
+        expected = [w.text for w in word_spans(s.text)]
+        mine, rest = rest[:len(expected)], rest[len(expected):]
+        if [w.text for w in mine] != expected or not mine:
+            return None
+        parts.append(mine)
+    return parts if not rest else None
+
+
+def _store(engine: Engine, job: Job, units: Sequence[Sequence[Segment]],
+           results: Sequence[Alignment], owned: Callable[[Session], Job]) -> None:
     aligned = kept = 0
     with Session(engine) as session:
         row = owned(session)
-        for segment, span, result in zip(segments, spans, results, strict=True):
-            current = session.get(Segment, segment.id)
-            if current is None or current.text != span.text:
-                continue  # corrected again meanwhile: that correction's job times it
-            current.words = word_dicts(result.words)
-            current.words_timed = result.timing
-            session.add(current)
-            aligned += result.timing == "aligned"
-            kept += result.timing != "aligned"
+        for unit, result in zip(units, results, strict=True):
+            current = [session.get(Segment, s.id) for s in unit]
+            if any(c is None or c.text != s.text or c.start != s.start or c.end != s.end
+                   for c, s in zip(current, unit, strict=True)):
+                continue  # edited again meanwhile: that edit's job times it
+            rows = [c for c in current if c is not None]
+            if len(rows) == 1:  # a failed span's words are the aligner's estimates
+                rows[0].words = word_dicts(result.words)
+                rows[0].words_timed = result.timing
+                aligned += result.timing == "aligned"
+                kept += result.timing != "aligned"
+                continue
+            parts = _share(unit, result.words) if result.timing == "aligned" else None
+            if parts is None:  # the split's estimates stay, and "estimated" says so
+                kept += len(rows)
+                continue
+            _place(rows, parts)
+            aligned += len(rows)
         row.state = JobState.succeeded
         row.progress = 1.0
         row.error = None

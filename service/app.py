@@ -29,6 +29,7 @@ from service.api import (
     quotes,
     recordings,
     search,
+    segment_edits,
     transcripts,
     users,
 )
@@ -173,8 +174,8 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     for error in DB_UNAVAILABLE_ERRORS:  # database out of reach: 503, see service.db
         app.add_exception_handler(error, database_unavailable)
     app.include_router(health.router)
-    for module in (users, people, recordings, jobs, transcripts, search, chapters, quotes,
-                   consent, audit, model_catalog):
+    for module in (users, people, recordings, jobs, transcripts, segment_edits, search,
+                   chapters, quotes, consent, audit, model_catalog):
         app.include_router(module.router, prefix=API_PREFIX)
     from service import web
 

@@ -83,6 +83,7 @@ from pipelines.align.spans import (
     align_language,
     estimate_words,
     window_bounds,
+    word_cut,
 )
 
 __all__ = [
@@ -96,4 +97,5 @@ __all__ = [
     "estimate_words",
     "load_aligner",
     "window_bounds",
+    "word_cut",
 ]

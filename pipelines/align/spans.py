@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,3 +127,27 @@ def align_language(text: str, hint: str = "auto", *, multilingual: bool = True) 
     if not multilingual:
         return "en" if language == "en" else None
     return language
+
+
+def word_cut(words: Sequence[str], text: str, head: str) -> int | None:
+    """How many of a segment's ``words`` belong to ``head``, the first part of ``text``.
+
+    ``words`` are the segment's stored word texts (a recogniser's tokens or the product's
+    words); they spell ``text`` up to whitespace. Returns ``k`` so that ``words[:k]``
+    spell ``head``, or None where they do not spell the text, or where the cut falls
+    inside one of them (Whisper heard "我们" as one token and the cut is between its
+    characters): those words have no time of their own to cut at, so the caller
+    estimates and aligns instead.
+    """
+    compact = [''.join(w.split()) for w in words]
+    if ''.join(compact) != ''.join(text.split()):
+        return None
+    wanted = len(''.join(head.split()))
+    done = 0
+    for k, w in enumerate(compact):
+        if done == wanted:
+            return k if 0 < k < len(compact) else None
+        done += len(w)
+        if done > wanted:
+            return None
+    return None

@@ -104,17 +104,18 @@ def _visible_segment(session: Session, user: User, segment_id: int) -> Segment:
     return get_child(session, user, Segment, segment_id, "segment")
 
 
-def _align_later(request: Request, session: Session, *, recording_id: int,
-                 transcript_id: int, segment_ids: list[int] | None, user: User) -> int | None:
+def align_later(request: Request, session: Session, *, recording_id: int,
+                transcript_id: int, segment_ids: list[int] | None, user: User,
+                joined: list[list[int]] | None = None) -> int | None:
     """Queue the alignment of given text, if there is audio to align it to. Never in the
     request: the API process runs no model work (a worker, or the embedded queue's own
-    thread, does)."""
+    thread, does). ``joined``: groups of neighbouring segments aligned as one text."""
     recording = session.get(Recording, recording_id)
     if recording is None or not recording.normalised_path:
         return None
     job = job_crud.create_align_job(session, recording_id=recording_id,
                                     transcript_id=transcript_id, segment_ids=segment_ids,
-                                    actor=user)
+                                    actor=user, joined=joined)
     assert job.id is not None
     request.app.state.jobs.enqueue(job.id)
     return job.id
@@ -130,7 +131,7 @@ def _correct(request: Request, session: Session, user: User, segment_id: int,
     view = corrections.correction_view(session, segment=segment, revision=revision, user=user)
     if revision is not None and revision.before_text != revision.after_text:
         assert segment.id is not None
-        view.align_job_id = _align_later(
+        view.align_job_id = align_later(
             request, session, recording_id=segment.recording_id,
             transcript_id=segment.transcript_id, segment_ids=[segment.id], user=user)
     return view
@@ -249,7 +250,7 @@ def _import(request: Request, user: User, recording_id: int, data: bytes,
         view = crud.to_public(session, transcript, user=user)
         if any(s.words_timed == "estimated" for s in view.segments):
             assert transcript.id is not None
-            view.align_job_id = _align_later(request, session, recording_id=recording_id,
+            view.align_job_id = align_later(request, session, recording_id=recording_id,
                                              transcript_id=transcript.id, segment_ids=None,
                                              user=user)
         return view

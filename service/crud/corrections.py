@@ -47,7 +47,7 @@ def retime_words(text: str, start: float, end: float) -> list[dict[str, Any]]:
             for w in estimate_words(text, start, end)]
 
 
-def _check_speaker(session: Session, recording_id: int, speaker: str) -> bool:
+def check_speaker(session: Session, recording_id: int, speaker: str) -> bool:
     """True if ``speaker`` is a new label to add to the map; raises if not allowed."""
     known = set(session.exec(select(Speaker.label).where(Speaker.recording_id == recording_id)))
     if speaker in known:
@@ -61,6 +61,17 @@ def _check_speaker(session: Session, recording_id: int, speaker: str) -> bool:
     )
 
 
+def lock_segment(session: Session, segment_id: int) -> Segment:
+    """The segment, read after a no-op UPDATE that holds its row until commit: two edits
+    of one segment at once then see each other's result, on SQLite and PostgreSQL."""
+    session.execute(sa.update(Segment).where(col(Segment.id) == segment_id)
+                    .values(edited=Segment.edited))
+    segment = session.get(Segment, segment_id, populate_existing=True)
+    if segment is None:
+        raise not_found("segment", segment_id)
+    return segment
+
+
 def correct_segment(session: Session, *, segment_id: int, text: str | None,
                     speaker: str | None, actor: User) -> tuple[Segment, Revision | None]:
     """Change a segment's text and/or speaker, keeping its time span; one Revision per call.
@@ -69,11 +80,7 @@ def correct_segment(session: Session, *, segment_id: int, text: str | None,
     so two researchers correcting one segment at once each get a revision whose
     ``before`` is what the other left, on SQLite and PostgreSQL alike.
     """
-    session.execute(sa.update(Segment).where(col(Segment.id) == segment_id)
-                    .values(edited=Segment.edited))
-    segment = session.get(Segment, segment_id, populate_existing=True)
-    if segment is None:
-        raise not_found("segment", segment_id)
+    segment = lock_segment(session, segment_id)
     if text is not None and not text.strip():
         raise CorrectionError("The corrected text is empty; to withhold a span, ask an "
                               "editor to add a restriction instead.")
@@ -82,7 +89,7 @@ def correct_segment(session: Session, *, segment_id: int, text: str | None,
     if new_text == segment.text and new_speaker == segment.speaker:
         session.rollback()
         return segment, None
-    if new_speaker != segment.speaker and _check_speaker(session, segment.recording_id,
+    if new_speaker != segment.speaker and check_speaker(session, segment.recording_id,
                                                          new_speaker):
         session.add(Speaker(recording_id=segment.recording_id, label=new_speaker))
     revision = Revision(
@@ -155,7 +162,7 @@ def list_revisions(session: Session, *, segment: Segment, user: User, limit: int
             user=u.name if u else None, created_at=r.created_at,
             before_text=RESTRICTED_TEXT if hidden else r.before_text,
             after_text=RESTRICTED_TEXT if hidden else r.after_text,
-            before_speaker=r.before_speaker, after_speaker=r.after_speaker,
+            before_speaker=r.before_speaker, after_speaker=r.after_speaker, kind=r.kind,
         )
         for r, u in rows
     ], count

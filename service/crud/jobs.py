@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -33,12 +35,16 @@ def active_job(session: Session, recording_id: int) -> Job | None:
 
 
 def create_align_job(session: Session, *, recording_id: int, transcript_id: int,
-                     segment_ids: list[int] | None, actor: User | None) -> Job:
+                     segment_ids: list[int] | None, actor: User | None,
+                     joined: list[list[int]] | None = None) -> Job:
     """Queue the alignment of segments' text to the audio (no commit of its own caller's
     work is needed: this commits). ``segment_ids`` None: every segment of the version
-    whose words are estimated (an import)."""
-    job = Job(recording_id=recording_id, kind=ALIGN,
-              options={"transcript_id": transcript_id, "segment_ids": segment_ids},
+    whose words are estimated (an import). ``joined``: neighbours aligned as one text,
+    so that the aligned words place the cut between them (a split)."""
+    options: dict[str, Any] = {"transcript_id": transcript_id, "segment_ids": segment_ids}
+    if joined:
+        options["joined"] = joined
+    job = Job(recording_id=recording_id, kind=ALIGN, options=options,
               created_by=actor.id if actor else None)
     session.add(job)
     session.flush()

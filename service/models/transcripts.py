@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -70,8 +70,17 @@ class Segment(SQLModel, table=True):
     is_current: bool = True
 
 
+#: What a revision records: a correction of one segment's text or speaker, one segment
+#: cut in two, or two neighbours joined.
+EditKind = Literal["correct", "split", "merge"]
+
+
 class Revision(SQLModel, table=True):
-    """One correction of a segment: who, when, before and after."""
+    """One edit of a segment: who, when, before and after.
+
+    A split gives each half a revision whose ``before_text`` is the whole text; a merge
+    gives the joined segment one whose ``before_text`` holds both texts on two lines.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     segment_id: int = Field(foreign_key="segment.id", ondelete="CASCADE", index=True)
@@ -81,6 +90,7 @@ class Revision(SQLModel, table=True):
     after_text: str
     before_speaker: str = Field(max_length=50)
     after_speaker: str = Field(max_length=50)
+    kind: EditKind = Field(default="correct", sa_type=sa.String(16))
 
 
 class WordPublic(BaseModel):
@@ -188,6 +198,21 @@ class SegmentCorrection(SegmentView):
     align_job_id: int | None = None
 
 
+class SegmentEdit(SQLModel):
+    """The segments a split or merge left, in transcript order, with where they sit."""
+
+    recording_id: int
+    recording_title: str
+    transcript_id: int
+    version: int
+    segments: list[SegmentView]
+    revision_ids: list[int]
+    #: Set when the words must be timed again (the cut fell inside a word the recogniser
+    #: heard as one, or the words were estimated): GET /jobs/{id}; until it finishes the
+    #: segments' ``words_timed`` is "estimated".
+    align_job_id: int | None = None
+
+
 class RevisionPublic(SQLModel):
     id: int
     segment_id: int
@@ -198,3 +223,4 @@ class RevisionPublic(SQLModel):
     after_text: str
     before_speaker: str
     after_speaker: str
+    kind: EditKind = "correct"

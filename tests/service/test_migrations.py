@@ -155,7 +155,6 @@ def _write_archive(url: str, tmp_path: Path) -> None:
     from service.models.people import Person
     from service.models.quotes import ChapterQuote, Quote
     from service.models.recordings import Participant, ParticipantRole, Recording
-    from service.models.transcripts import Revision
     from service.models.users import ApiToken
 
     engine = make_engine(make_settings(tmp_path, url))
@@ -199,8 +198,11 @@ def _write_archive(url: str, tmp_path: Path) -> None:
             segment_id = s.connection().execute(sa.text(
                 "SELECT min(id) FROM segment WHERE transcript_id = :t"), {"t": tid}).scalar()
             assert segment_id is not None
-            s.add(Revision(segment_id=segment_id, user_id=user.id, before_text="a", after_text="b",
-                           before_speaker="SPEAKER_00", after_speaker="SPEAKER_00"))
+            # In SQL too: 0010 added revision.kind.
+            s.connection().execute(sa.text(
+                "INSERT INTO revision (segment_id, user_id, created_at, before_text, "
+                "after_text, before_speaker, after_speaker) VALUES (:s, :u, :now, 'a', 'b', "
+                "'SPEAKER_00', 'SPEAKER_00')"), {"s": segment_id, "u": user.id, "now": utcnow()})
             chapter = Chapter(kind="chapter", title="第一章", position=0)
             s.add(chapter)
             quotes = [Quote(recording_id=rec.id, transcript_version=1, start=0, end=5,
