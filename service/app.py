@@ -22,6 +22,7 @@ from service.api import (
     audit,
     chapters,
     consent,
+    glossary,
     health,
     jobs,
     model_catalog,
@@ -175,7 +176,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         app.add_exception_handler(error, database_unavailable)
     app.include_router(health.router)
     for module in (users, people, recordings, jobs, transcripts, segment_edits, search,
-                   chapters, quotes, consent, audit, model_catalog):
+                   chapters, quotes, consent, audit, model_catalog, glossary):
         app.include_router(module.router, prefix=API_PREFIX)
     from service import web
 

@@ -10,7 +10,9 @@ from service.access import get_recording
 from service.api.deps import AnyUser, Limit, Offset, SessionDep
 from service.errors import not_found
 from service.models.base import Page
+from service.models.glossary import ExpandedTerm
 from service.models.people import Person
+from service.search.aliases import describe
 
 router = APIRouter(tags=["search"])
 
@@ -23,6 +25,9 @@ class SearchPage(Page[engine.SearchHit]):
         None, description="Set when the query matched so many segments that relevance was "
         "computed over the newest N matches only (the rest follow, newest first); null when "
         "every match was ranked.")
+    expanded: list[ExpandedTerm] = Field(
+        default_factory=list, description="Terms of the query that name a person or a "
+        "glossary term, and the other names (and people's speech) searched for them.")
 
 DESCRIPTION = f"""
 Searches the **current** transcript version of every recording the caller may see.
@@ -34,8 +39,17 @@ phrases, and both mixed. Whitespace separates terms and every term must occur (A
 An English word ending in `*` is a prefix (`transform*`, at least {engine.MIN_PREFIX_CHARS}
 letters). Traditional script matches simplified (`閆俊傑` finds `闫俊杰`); case,
 full-width letters and punctuation are ignored. Words such as AND, OR, NOT and NEAR
-are searched for as words, not operators. An empty query, or one of only punctuation,
-gives 422; so does one longer than {engine.MAX_QUERY_CHARS} characters or with more than
+are searched for as words, not operators.
+
+**Names**: a term that is a name of a person or of a glossary term (`GET /glossary`)
+also finds its other names, and a person's name also finds what that person said:
+`Yan Junjie`, `yanjunjie`, `閆俊傑` and `闫总` all find `闫俊杰`. Chinese names of people
+match their pinyin without tones. Segments with what was typed rank first, then those
+with another name, then the person's speech without the name; `expanded` lists what
+each term stood for. `aliases=false` searches only what was typed.
+
+An empty query, or one of only punctuation, gives 422; so does one longer than
+{engine.MAX_QUERY_CHARS} characters or with more than
 {engine.MAX_PHRASES} terms.
 
 **Results** are ranked by relevance, the same way on both databases: each term's
@@ -63,6 +77,8 @@ def search_segments(
     language: str | None = Query(
         None, max_length=16, description="Only segments in this language (zh, en, …)"
     ),
+    aliases: bool = Query(
+        True, description="Expand names of people and glossary terms to their other names"),
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> SearchPage:
@@ -73,7 +89,8 @@ def search_segments(
         raise not_found("person", person_id)
     found = engine.search_results(
         session, user=user, q=q, person_id=person_id, recording_id=recording_id,
-        language=language, limit=limit, offset=offset,
+        language=language, limit=limit, offset=offset, aliases=aliases,
     )
     return SearchPage(data=found.hits, count=found.count, count_exact=found.count_exact,
-                      ranked_within=found.ranked_within)
+                      ranked_within=found.ranked_within,
+                      expanded=describe(session, found.expanded))

@@ -6,6 +6,7 @@ Importing this package registers every table on ``SQLModel.metadata``.
 from service.models.audit import AuditEvent
 from service.models.chapters import Chapter
 from service.models.consent import ConsentAgreement, QuoteApproval, Restriction
+from service.models.glossary import GlossaryTerm
 from service.models.jobs import Job
 from service.models.people import Person
 from service.models.quotes import ChapterQuote, Quote
@@ -19,6 +20,7 @@ __all__ = [
     "Chapter",
     "ChapterQuote",
     "ConsentAgreement",
+    "GlossaryTerm",
     "Job",
     "Participant",
     "Person",

@@ -8,6 +8,9 @@ single-character tokens and an English word is one token:
 - SQLite (``service.search.sqlite``): FTS5 over the current segments;
 - PostgreSQL (``service.search.postgres``): a partial GIN index.
 
+A term naming a person or organisation is expanded at query time to its other names
+(``service.search.aliases``: people's names and the team's glossary).
+
 Both rank with ``query.relevance`` (occurrences damped by length) over at most
 RANK_WINDOW candidates and count up to COUNT_CAP (``scope``), so no query pays for
 every one of its hits. What the user typed is parsed in ``query`` and never reaches
@@ -26,6 +29,7 @@ from service.models.people import Person
 from service.models.recordings import Recording, Speaker
 from service.models.transcripts import Segment, Transcript
 from service.models.users import User
+from service.search.aliases import expand_query
 from service.search.postgres import postgres_page, segment_filters
 from service.search.query import (
     MAX_PHRASES,
@@ -34,6 +38,7 @@ from service.search.query import (
     ParsedQuery,
     Phrase,
     QueryError,
+    Term,
     parse_query,
 )
 from service.search.scope import COUNT_CAP, RANK_WINDOW
@@ -54,6 +59,7 @@ __all__ = [
     "QueryError",
     "SearchHit",
     "SearchResults",
+    "Term",
     "meta_token",
     "parse_query",
     "search",
@@ -87,6 +93,8 @@ class SearchResults:
     count_exact: bool = True
     #: Set when only the newest N matches were ranked by relevance (see RANK_WINDOW).
     ranked_within: int | None = None
+    #: The query's terms that named a person or glossary term, with their other names.
+    expanded: tuple[Term, ...] = ()
 
 
 _COLUMNS = (
@@ -112,12 +120,18 @@ def search_results(
     language: str | None = None,
     limit: int = 20,
     offset: int = 0,
+    aliases: bool = True,
 ) -> SearchResults:
     """One page of the best-matching segments ``user`` may read, and how many match.
 
+    With ``aliases``, a term that names a person or a glossary term also finds its
+    other names, and a person's name their speech (``service.search.aliases``).
     Raises :class:`QueryError` for a query that cannot be searched.
     """
     parsed = parse_query(q)
+    if aliases:
+        parsed = expand_query(session, parsed)
+    expanded = tuple(t for t in parsed.terms if t.expanded)
     if session.get_bind().dialect.name == "sqlite":
         ids, count, exact, window = sqlite_page(
             session, parsed, user, person_id=person_id, recording_id=recording_id,
@@ -128,7 +142,7 @@ def search_results(
         ids, count, exact, window = postgres_page(session, parsed, conds, limit=limit,
                                                    offset=offset)
     if not ids:
-        return SearchResults([], count, exact, window)
+        return SearchResults([], count, exact, window, expanded)
     by_id = {r.id: r for r in session.connection().execute(
         sa.select(*_COLUMNS).where(col(Segment.id).in_(ids))).all()}
     rows = [by_id[i] for i in ids if i in by_id]
@@ -150,7 +164,7 @@ def search_results(
             person_id=person, name=name, text=r.text, language=r.language,
             snippet=snippet(r.text, parsed),
         ))
-    return SearchResults(hits, count, exact, window)
+    return SearchResults(hits, count, exact, window, expanded)
 
 
 def _speaker_names(session: Session, recording_ids: set[int],

@@ -12,7 +12,7 @@ from sqlmodel import Session, col
 from service.models.transcripts import Segment
 from service.models.users import User
 from service.search import scope
-from service.search.query import ParsedQuery, relevance
+from service.search.query import ParsedQuery, Phrase, relevance
 from service.search.scope import id_list, invisible_recordings, person_labels
 from service.visibility import is_redacted_for, withheld_current_segments
 
@@ -46,6 +46,19 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _tokens(phrases: tuple[Phrase, ...]) -> list[str]:
+    """tsquery operands of the phrases' tokens, quoted; a prefix phrase's last one ``:*``."""
+    out: list[str] = []
+    for phrase in phrases:
+        for i, tok in enumerate(phrase.tokens):
+            term = f"'{tok.replace(chr(39), chr(39) * 2)}'"
+            if phrase.prefix and i == len(phrase.tokens) - 1:
+                term += ":*"
+            if term not in out:
+                out.append(term)
+    return out
+
+
 def postgres_page(session: Session, parsed: ParsedQuery, conds: list[Any], *, limit: int,
                    offset: int) -> tuple[list[int], int, bool, int | None]:
     """GIN finds segments with every token; LIKE on the spaced text checks the phrases.
@@ -59,28 +72,47 @@ def postgres_page(session: Session, parsed: ParsedQuery, conds: list[Any], *, li
     GIN index is partial (current segments only), so ``is_current`` is in ``conds``.
     Counting and ranking are bounded as on SQLite (COUNT_CAP, RANK_WINDOW).
     """
-    tokens: list[str] = []
-    for phrase in parsed.phrases:
-        for i, tok in enumerate(phrase.tokens):
-            term = f"'{tok.replace(chr(39), chr(39) * 2)}'"
-            if phrase.prefix and i == len(phrase.tokens) - 1:
-                term += ":*"
-            if term not in tokens:
-                tokens.append(term)
     # Must be the GIN index's expression exactly, or PostgreSQL scans every segment.
     vector = sa.func.to_tsvector(sa.literal_column("'simple'"), col(Segment.search_text))
-    tsquery = sa.func.to_tsquery(
-        sa.literal_column("'simple'"),
-        sa.bindparam("ts_query", " & ".join(tokens), type_=sa.Text),
-    )
     padded = sa.literal(" ") + col(Segment.search_text) + sa.literal(" ")
-    where: list[Any] = [vector.op("@@")(tsquery), *conds]
-    for n, phrase in enumerate(parsed.phrases):
-        if len(phrase.tokens) > 1:
-            text = " ".join(phrase.tokens)
-            tail = "" if phrase.prefix else " "
-            pattern: Any = sa.bindparam(f"like_{n}", f"% {_like_escape(text)}{tail}%")
-            where.append(padded.like(pattern, escape="\\"))
+    names = iter(range(10_000))
+
+    def tsquery(text: str) -> Any:
+        return sa.func.to_tsquery(sa.literal_column("'simple'"), sa.bindparam(
+            f"ts_query_{next(names)}", text, type_=sa.Text))
+
+    def like(phrase: Phrase) -> Any:
+        tail = "" if phrase.prefix else " "
+        pattern: Any = sa.bindparam(f"like_{next(names)}",
+                                    f"% {_like_escape(' '.join(phrase.tokens))}{tail}%")
+        return padded.like(pattern, escape="\\")
+
+    # Terms that only text can match share one tsquery (one GIN scan); a term that a
+    # person's speech matches too is an OR of its own, beside their speaker labels.
+    shared: list[str] = []
+    where: list[Any] = [*conds]
+    for term in parsed.terms:
+        if not term.expanded:
+            shared += [t for t in _tokens(term.typed) if t not in shared]
+            where += [like(p) for p in term.typed if len(p.tokens) > 1]
+            continue
+        alternatives = [term.typed, *((a,) for a in term.aliases)]
+        text_query = " | ".join(f"({' & '.join(_tokens(alt))})" for alt in alternatives)
+        # Every phrase is checked here, one-token ones too: the tsquery is an OR, so a
+        # row may have passed it by another alternative than the one being checked.
+        checked = sa.or_(sa.and_(*(like(p) for p in term.typed)),
+                         *(like(a) for a in term.aliases))
+        if not term.speakers:
+            shared.append(f"({text_query})")
+            where.append(checked)
+            continue
+        said = [pair for p in term.speakers for pair in person_labels(session, p)]
+        where.append(sa.or_(
+            sa.and_(vector.op("@@")(tsquery(text_query)), checked),
+            *(sa.and_(col(Segment.recording_id) == r, col(Segment.speaker) == label)
+              for r, label in said)))
+    if shared:
+        where.insert(0, vector.op("@@")(tsquery(" & ".join(shared))))
     # octet_length is O(1) where char_length walks the UTF-8; ~300 bytes of search_text
     # is a long segment (100 Chinese characters).
     score = relevance(parsed, sa.func.octet_length, 300.0)

@@ -53,10 +53,54 @@ class Phrase:
 
 
 @dataclass(frozen=True)
+class Term:
+    """One thing a segment must hold: what the user typed, or one of its other names, or
+    (for a person's name) speech of that person.
+
+    ``typed`` are the user's phrases (all must occur, as without expansion); ``aliases``
+    the other names of what they name (``service.search.aliases``), any one of which
+    will do; ``speakers`` the people whose speech matches the term too.
+    """
+
+    typed: tuple[Phrase, ...]
+    aliases: tuple[Phrase, ...] = ()
+    speakers: tuple[int, ...] = ()
+
+    @property
+    def expanded(self) -> bool:
+        return bool(self.aliases or self.speakers)
+
+    def fts5_text(self) -> str:
+        """FTS5 MATCH text over the text column alone (no column filter)."""
+        typed = " AND ".join(p.fts5() for p in self.typed)
+        if not self.aliases:
+            return typed
+        return " OR ".join([f"({typed})", *(p.fts5() for p in self.aliases)])
+
+
+@dataclass(frozen=True)
 class ParsedQuery:
-    """A user query as phrases that must all occur in a segment."""
+    """A user query as phrases that must all occur in a segment.
+
+    ``terms`` group the phrases as search runs them: by default one term per phrase;
+    after alias expansion a term may stand for several typed phrases ("Yan Junjie") and
+    carry their other names.
+    """
 
     phrases: tuple[Phrase, ...]
+    terms: tuple[Term, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.terms:
+            object.__setattr__(self, "terms", tuple(Term((p,)) for p in self.phrases))
+
+    @property
+    def marked(self) -> tuple[Phrase, ...]:
+        """Every phrase a snippet marks: the typed ones and their aliases."""
+        out = list(self.phrases)
+        for term in self.terms:
+            out += [p for p in term.aliases if p not in out]
+        return tuple(out)
 
     def fts5(self) -> str:
         """FTS5 MATCH text: phrases side by side, which FTS5 reads as AND."""
@@ -134,13 +178,34 @@ def relevance(parsed: ParsedQuery, length: Any, long_segment: float) -> Any:
     also counts "agents" for "agent" only nudges the order of true matches.
     ``long_segment`` is the length (in ``length``'s unit) that halves a single hit's
     weight: about 100 Chinese characters.
+
+    An expanded term scores in tiers, so that exact matches come first: a segment with
+    what the user typed scores 1 + (typed score / phrases) in [1, 2); one with only other
+    names the damped sum of their occurrences, in [0, 1); speech of the person alone, 0.
+    A term that was not expanded scores as it always has.
     """
     score: Any = sa.literal(0.0)
     damping = 0.5 + length(col(Segment.search_text)) / long_segment
-    for n, phrase in enumerate(parsed.phrases):
-        needle: Any = sa.bindparam(f"needle_{n}", " " + " ".join(phrase.tokens))
-        spaced = sa.literal(" ") + col(Segment.search_text)
+    spaced = sa.literal(" ") + col(Segment.search_text)
+    needles = iter(range(10_000))
+
+    def tf(phrase: Phrase) -> Any:
+        needle: Any = sa.bindparam(f"needle_{next(needles)}", " " + " ".join(phrase.tokens))
         removed = length(sa.func.replace(spaced, needle, ""))
-        tf = sa.cast((length(spaced) - removed) / length(needle), sa.Float)
-        score = score + tf / (tf + damping)
+        return sa.cast((length(spaced) - removed) / length(needle), sa.Float)
+
+    for term in parsed.terms:
+        typed: Any = sa.literal(0.0)
+        for phrase in term.typed:
+            n = tf(phrase)
+            typed = typed + n / (n + damping)
+        if not term.expanded:
+            score = score + typed
+            continue
+        other: Any = sa.literal(0.0)
+        for phrase in term.aliases:
+            other = other + tf(phrase)
+        score = score + sa.case(
+            (typed > 0, 1.0 + typed / len(term.typed)),
+            else_=other / (other + damping))
     return score

@@ -111,7 +111,7 @@ def snippet(text: str, parsed: ParsedQuery, width: int = SNIPPET_CHARS) -> str:
     Cut from the original text, so the reader sees the script and spelling that was
     spoken (閆俊傑 is marked when 闫俊杰 was searched for).
     """
-    hits = _hits(tokens_with_spans(text), parsed.phrases)
+    hits = _hits(tokens_with_spans(text), parsed.marked)
     if len(text) <= width:
         lo, hi = 0, len(text)
     elif hits:

@@ -11,7 +11,7 @@ from sqlmodel import Session, col
 from service.models.transcripts import Segment
 from service.models.users import User
 from service.search import scope
-from service.search.query import ParsedQuery, relevance
+from service.search.query import ParsedQuery, Term, relevance
 from service.search.scope import id_list, invisible_recordings
 from service.visibility import is_redacted_for, withheld_current_segments
 
@@ -25,6 +25,15 @@ def meta_token(kind: str, value: str | int) -> str:
     return kind + str(value).encode("utf-8").hex().upper()
 
 
+def _term_match(term: Term) -> str:
+    text = f"search_text : ({term.fts5_text()})"
+    if not term.speakers:
+        return text
+    # The person's own speech: the ``p…`` filter token of the segments mapped to them.
+    said = " OR ".join(meta_token("p", p) for p in term.speakers)
+    return f"({text} OR search_meta : ({said}))"
+
+
 def sqlite_page(session: Session, parsed: ParsedQuery, user: User, *,
                  person_id: int | None, recording_id: int | None, language: str | None,
                  limit: int, offset: int) -> tuple[list[int], int, bool, int | None]:
@@ -36,7 +45,7 @@ def sqlite_page(session: Session, parsed: ParsedQuery, user: User, *,
     ``l…``, person ``p…``, and NOT the recordings the user may not see).
     Segments withheld from authors are left out by rowid; there are few of them.
     """
-    match = f"search_text : ({parsed.fts5()})"
+    match = " AND ".join(_term_match(t) for t in parsed.terms)
     required: list[str] = []
     if recording_id is not None:
         required.append(meta_token("r", recording_id))

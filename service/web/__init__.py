@@ -17,9 +17,10 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     """Mount the pages and their static files on ``app``."""
-    from service.web import book, docs, pages
+    from service.web import book, docs, glossary, pages
 
     app.include_router(pages.router)
     app.include_router(book.router)
     app.include_router(docs.router)
+    app.include_router(glossary.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -30,10 +30,12 @@ from service.models.consent import (
     RestrictionLevel,
     RestrictionPublic,
 )
+from service.models.glossary import ExpandedTerm
 from service.models.people import Person
 from service.models.quotes import ChapterQuote, Quote, Usage
 from service.models.recordings import Recording
 from service.models.users import User
+from service.search.aliases import describe
 from service.web.common import PageRoute, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -67,11 +69,14 @@ def search_page(request: Request, session: SessionDep, user: AnyUser,
         raise not_found("person", person_id)
     hits: list[engine.SearchHit] = []
     count, error = 0, None
+    expanded: list[ExpandedTerm] = []
     if q.strip():
         try:
-            hits, count = engine.search(session, user=user, q=q, person_id=person_id,
-                                        recording_id=recording_id, language=language,
-                                        limit=RESULTS_PER_PAGE, offset=offset)
+            found = engine.search_results(
+                session, user=user, q=q, person_id=person_id, recording_id=recording_id,
+                language=language, limit=RESULTS_PER_PAGE, offset=offset)
+            hits, count = found.hits, found.count
+            expanded = describe(session, found.expanded)
         except engine.QueryError as exc:
             error = str(exc)
     people = people_crud.list_people(session, limit=1000)[0]
@@ -82,7 +87,7 @@ def search_page(request: Request, session: SessionDep, user: AnyUser,
         "q": q, "hits": hits, "count": count, "error": error, "offset": offset,
         "page_size": RESULTS_PER_PAGE, "person_id": person_id, "recording_id": recording_id,
         "language": language or "", "people": people, "recordings": recordings,
-        "open": engine.MARK_OPEN, "close": engine.MARK_CLOSE,
+        "open": engine.MARK_OPEN, "close": engine.MARK_CLOSE, "expanded": expanded,
     })
 
 

@@ -377,7 +377,8 @@ def test_pagination_gives_every_hit_once_with_an_accurate_count(api, corpus: Cor
     everything = find(api, q="模型", limit=1000)
     assert [h["segment_id"] for h in everything["data"]] == [h["segment_id"] for h in hits]
     beyond = find(api, q="模型", offset=count + 5)
-    assert beyond == {"data": [], "count": count, "count_exact": True, "ranked_within": None}
+    assert beyond == {"data": [], "count": count, "count_exact": True, "ranked_within": None,
+                      "expanded": []}
 
 
 def test_index_follows_edits_and_deletes(api, corpus: Corpus) -> None:
