@@ -148,8 +148,8 @@ def test_text_correction_keeps_span_retimes_words_and_reindexes(api, tmp_path: P
     rid, _segs = interview(api, tmp_path)
     seg = transcript(api, rid)["segments"][1]
     old_text = seg["text"]
-    assert _fts_hits(api, "钱要到位") == [seg["id"]]
-    new_text = old_text.replace("钱要到位", "薪酬要到位") + " Retention matters."
+    assert _fts_hits(api, "把钱给够") == [seg["id"]]
+    new_text = old_text.replace("把钱给够", "把薪酬给够") + " Retention matters."
 
     r = patch(api, seg["id"], {"text": new_text})
     assert r.status_code == 200, r.text
@@ -165,8 +165,8 @@ def test_text_correction_keeps_span_retimes_words_and_reindexes(api, tmp_path: P
     assert [w["text"] for w in words[-2:]] == ["Retention", "matters."]
 
     # The index follows in the same transaction, on both databases.
-    assert _fts_hits(api, "钱要到位") == []
-    assert _fts_hits(api, "薪酬要到位") == [seg["id"]]
+    assert _fts_hits(api, "把钱给够") == []
+    assert _fts_hits(api, "把薪酬给够") == [seg["id"]]
     assert _fts_hits(api, "retention matters") == [seg["id"]]
 
     revs = api.client.get(f"/api/v1/segments/{seg['id']}/revisions",
