@@ -113,7 +113,7 @@ def _vtt(spoken: list[Spoken]) -> str:
 
 
 def _draft(spoken: list[Spoken]) -> str:
-    question = next((s for s in spoken if s.speaker == spoken[0].speaker), spoken[0])
+    question = spoken[0]
     answer = next((s for s in spoken if s.speaker != question.speaker), spoken[-1])
     return (
         "# 第一章 一通电话（草稿）\n\n"
@@ -173,6 +173,8 @@ def write_samples(out_dir: Path, *, seeds_dir: Path | None, force: bool = False,
         spoken = speak(lines, out_dir / "mandarin.wav")
     except SpeechError as exc:
         raise SampleError(str(exc)) from None
+    if len(spoken) < 2:
+        raise SampleError(f"{notes_from} hold too few lines short enough for a 30 s clip")
     speakers = "、".join(dict.fromkeys(s.speaker for s in spoken))
     written.append(Written(out_dir / "mandarin.wav",
                            f"a Mandarin dialogue, {spoken[-1].end:.1f} s, {speakers} "
