@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.samples.pdf import one_page_pdf
-from service.samples.speech import Line, SpeechError, Spoken, speak
+from service.samples.speech import Line, SpeechError, Spoken, require_tools, speak
 
 __all__ = ["CALL_QUOTE", "FILES", "SampleError", "Written", "default_seeds_dir",
            "interview_lines", "outline_text", "write_samples"]
@@ -158,6 +158,10 @@ def write_samples(out_dir: Path, *, seeds_dir: Path | None, force: bool = False,
                           f"{'exists' if len(existing) == 1 else 'exist'} in {out_dir}; pass "
                           "--force to overwrite them, or choose another folder")
     call = _pyannote_sample()
+    try:
+        require_tools()  # before anything is written: no half set of samples
+    except SpeechError as exc:
+        raise SampleError(str(exc)) from None
     lines, notes_from = interview_lines(seeds_dir)
     if len({line.speaker for line in lines}) < 2:
         raise SampleError(f"{notes_from} hold fewer than two speakers' lines")

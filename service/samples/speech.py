@@ -90,14 +90,19 @@ def _say(text: str, voice: tuple[str, int], tmp: Path) -> np.ndarray:
     return audio[loud[0]: loud[-1] + 1] if loud.size else audio
 
 
-def speak(lines: list[Line], out: Path, *, min_s: float = 20.0, max_s: float = 30.0,
-          ) -> list[Spoken]:
-    """Write the dialogue to ``out`` (16 kHz mono WAV): lines in order until ``min_s``
-    is reached, never past ``max_s``. Returns the lines spoken, with their times."""
+def require_tools() -> None:
+    """Raise SpeechError naming the first missing tool and how to install it."""
     for tool in ("espeak-ng", "ffmpeg"):
         if shutil.which(tool) is None:
             raise SpeechError(f"{tool} is not installed; `make setup` installs it "
                               f"(or: apt-get install {tool})")
+
+
+def speak(lines: list[Line], out: Path, *, min_s: float = 20.0, max_s: float = 30.0,
+          ) -> list[Spoken]:
+    """Write the dialogue to ``out`` (16 kHz mono WAV): lines in order until ``min_s``
+    is reached, never past ``max_s``. Returns the lines spoken, with their times."""
+    require_tools()
     speakers: dict[str, tuple[str, int]] = {}
     pieces = [np.zeros(int(LEAD_S * SAMPLE_RATE), dtype=np.int16)]
     spoken: list[Spoken] = []

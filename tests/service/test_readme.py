@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -175,6 +176,22 @@ def test_samples_refuse_to_overwrite(tmp_path: Path) -> None:
     r = samples(tmp_path, "--force", seeds=Path("/nonexistent"))
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "draft.md").read_text(encoding="utf-8") != "my own draft"
+
+
+def test_samples_say_what_is_missing(tmp_path: Path) -> None:
+    """Without espeak-ng: one line naming it and how to install it; nothing written."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("ffmpeg", "ffprobe"):
+        (tools / tool).symlink_to(shutil.which(tool) or tool)
+    out = tmp_path / "s"
+    r = subprocess.run([str(BIN / "sourcebook"), "samples", str(out)], cwd=tmp_path,
+                       env=_env(PATH=str(tools), SOURCEBOOK_SEEDS_DIR="/nonexistent"),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert "espeak-ng is not installed" in r.stderr and "make setup" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not out.exists()
 
 
 def test_walkthrough_is_marked_in_readme() -> None:
