@@ -70,6 +70,10 @@ class Settings(BaseSettings):
         "suggestion's similarity reaches pipelines.voices.AUTO_APPLY_THRESHOLD (0.80); off: "
         "suggestions wait for a researcher's click.")
 
+    seeds_dir: Path | None = Field(
+        None, description="The product owner's seed documents (book, interview notes); "
+        "`sourcebook samples` uses them when present. Unset: ../shared/seeds beside the project.")
+
     web_workers: int = Field(
         1, ge=1, le=64,
         description="Processes `serve` runs (each with its own database pool); more than one "
