@@ -15,15 +15,15 @@ import httpx
 import pytest
 from sqlmodel import Session
 
+from pipelines.threads import available_cores
 from service import auth
 from service.db import make_engine, migrate
 from service.models.jobs import Job
 from service.models.users import Role
+from service.worker.process import worker_context
 from tests.conftest import make_settings
 from tests.factories import PYANNOTE_SAMPLE, upload
 from tests.service.reliability.helpers import Server, wait_for
-
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("models_dir")]
 
 
 class LiveApi:
@@ -46,6 +46,17 @@ def nice_of(pid: int) -> int:
     return int(stat_fields(pid)[16])  # field 19 of proc(5)
 
 
+def test_a_worker_sizes_each_job_for_the_jobs_it_runs_at_once(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'x.db'}")
+    for at_once in (1, 2, 3):
+        ctx = worker_context(settings, None, None, None, at_once)  # type: ignore[arg-type]
+        assert ctx.models.cpu_threads == max(1, available_cores() // at_once)
+    settings.job_threads = 3
+    assert worker_context(settings, None, None, None, 2).models.cpu_threads == 3  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("models_dir")
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
 def test_serve_runs_jobs_in_a_child_process_at_lower_priority(
         tmp_path: Path, database_url: str) -> None:
