@@ -10,7 +10,11 @@ models loaded before the clock starts:
 * **concurrent, uncapped**: the same two threads with all cores each (what a worker did
   before the rule: every job sized its pools for the whole machine).
 
-It prints each wall time and the ratios to the sequence, measured in this one run.
+It prints each wall time and the ratios to the sequence, measured in this one run, and
+the CPU seconds the process spent on each: on a machine shared with other work the
+kernel gives a process a share of the cores that grows with its runnable threads, so
+there the wall times favour more threads, while the CPU seconds still show what
+oversubscription wastes (threads spinning and evicting each other's caches).
 
     .venv/bin/python bench/concurrency.py                 # 1.5 min of audio per job
     .venv/bin/python bench/concurrency.py --minutes 1 --skip-uncapped
@@ -69,8 +73,10 @@ def job(audio: Path, cache: ModelCache, out: dict[str, Any]) -> None:
     out["stages"] = result.timings
 
 
-def together(audio: Path, caches: list[ModelCache]) -> tuple[float, list[dict[str, Any]]]:
+def together(audio: Path, caches: list[ModelCache],
+             ) -> tuple[float, list[dict[str, Any]], float]:
     outs: list[dict[str, Any]] = [{} for _ in caches]
+    cpu0 = time.process_time()
     threads = [threading.Thread(target=job, args=(audio, c, o)) for c, o in zip(caches, outs,
                                                                              strict=True)]
     t0 = time.perf_counter()
@@ -78,7 +84,8 @@ def together(audio: Path, caches: list[ModelCache]) -> tuple[float, list[dict[st
         t.start()
     for t in threads:
         t.join()
-    return round(time.perf_counter() - t0, 1), outs
+    wall = round(time.perf_counter() - t0, 1)
+    return wall, outs, round(time.process_time() - cpu0, 1)
 
 
 def main() -> None:
@@ -103,36 +110,44 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     seq_a: dict[str, Any] = {}
     seq_b: dict[str, Any] = {}
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     job(audio, full, seq_a)
     job(audio, full, seq_b)
     sequence = round(time.perf_counter() - t0, 1)
-    print(f"sequence: {sequence} s ({seq_a['wall_s']} + {seq_b['wall_s']})", flush=True)
+    seq_cpu = round(time.process_time() - cpu0, 1)
+    print(f"sequence: {sequence} s ({seq_a['wall_s']} + {seq_b['wall_s']}), CPU {seq_cpu} s",
+          flush=True)
 
-    rule, rule_jobs = together(audio, [loaded(args.models_dir, two, warm) for _ in range(2)])
+    rule, rule_jobs, rule_cpu = together(
+        audio, [loaded(args.models_dir, two, warm) for _ in range(2)])
     print(f"concurrent, {two} thread(s) each: {rule} s "
-          f"({' / '.join(str(o['wall_s']) for o in rule_jobs)})", flush=True)
+          f"({' / '.join(str(o['wall_s']) for o in rule_jobs)}), CPU {rule_cpu} s", flush=True)
     rows: dict[str, Any] = {
-        "sequence": {"wall_s": sequence, "threads_per_job": one, "jobs": [seq_a, seq_b]},
-        "concurrent_rule": {"wall_s": rule, "threads_per_job": two, "jobs": rule_jobs},
+        "sequence": {"wall_s": sequence, "cpu_s": seq_cpu, "threads_per_job": one,
+                     "jobs": [seq_a, seq_b]},
+        "concurrent_rule": {"wall_s": rule, "cpu_s": rule_cpu, "threads_per_job": two,
+                            "jobs": rule_jobs},
     }
     if not args.skip_uncapped:
-        uncapped, uncapped_jobs = together(audio, [full, loaded(args.models_dir, one, warm)])
+        uncapped, uncapped_jobs, uncapped_cpu = together(
+            audio, [full, loaded(args.models_dir, one, warm)])
         print(f"concurrent, {one} thread(s) each (uncapped): {uncapped} s "
-              f"({' / '.join(str(o['wall_s']) for o in uncapped_jobs)})", flush=True)
-        rows["concurrent_uncapped"] = {"wall_s": uncapped, "threads_per_job": one,
-                                       "jobs": uncapped_jobs}
+              f"({' / '.join(str(o['wall_s']) for o in uncapped_jobs)}), CPU {uncapped_cpu} s",
+              flush=True)
+        rows["concurrent_uncapped"] = {"wall_s": uncapped, "cpu_s": uncapped_cpu,
+                                       "threads_per_job": one, "jobs": uncapped_jobs}
 
     result = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
               "machine": f"{platform.machine()}, {cores} cores", "minutes": args.minutes,
               "loadavg_before": load_before, "loadavg_after": os.getloadavg()[0], **rows}
     print(f"\n{result['machine']}, {args.minutes} min per job, {result['date']}; "
           f"load average {load_before:.1f} -> {result['loadavg_after']:.1f}")
-    print("| run | threads per job | wall s | / sequence |")
-    print("|---|---|---|---|")
+    print("| run | threads per job | wall s | / sequence | CPU s | / sequence |")
+    print("|---|---|---|---|---|---|")
     for name, row in rows.items():
         print(f"| {name} | {row['threads_per_job']} | {row['wall_s']} | "
-              f"{row['wall_s'] / sequence:.2f} |")
+              f"{row['wall_s'] / sequence:.2f} | {row['cpu_s']} | "
+              f"{row['cpu_s'] / seq_cpu:.2f} |")
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))
 
