@@ -7,7 +7,6 @@ higher nice value, and the server process must never have loaded a model library
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +69,8 @@ def test_serve_runs_jobs_in_a_child_process_at_lower_priority(
                                  role=Role.researcher)[1]
         session.commit()
     server = Server(settings, tmp_path / "serve.log")
-    env_extra: dict[str, Any] = {"SOURCEBOOK_EMBEDDED_MODE": "process",
-                                 "SOURCEBOOK_EMBEDDED_WORKERS": "1"}
-    os.environ.update(env_extra)  # env_for copies what the test process has
-    try:
-        server.start()
-    finally:
-        for key in env_extra:
-            os.environ.pop(key, None)
+    # env_for passes no SOURCEBOOK_EMBEDDED_* setting: this is serve's default.
+    server.start()
     try:
         assert server.proc is not None
         serve_pid = server.proc.pid
