@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,7 +16,6 @@ from sqlmodel import Session
 
 from pipelines.errors import ModelError
 from pipelines.models import resolve_ct2_model, resolve_diarization_pipeline
-from pipelines.runner import ModelCache
 from service import visibility
 from service.api import (
     audit,
@@ -42,7 +41,7 @@ from service.crud.recordings import finish_interrupted_placements
 from service.db import DB_UNAVAILABLE_ERRORS, make_engine, migrate
 from service.errors import SourcebookError
 from service.storage import Storage
-from service.worker import tasks
+from service.worker.process import start_embedded
 from service.worker.queue import HueyQueue, JobQueue, make_huey
 
 log = logging.getLogger("sourcebook")
@@ -57,31 +56,6 @@ def _models_problem(settings: Settings) -> str | None:
     except ModelError as exc:
         return str(exc)
     return None
-
-
-def _start_embedded_workers(
-    settings: Settings, engine: object, storage: Storage, jobs: JobQueue
-) -> Callable[[], None] | None:
-    """Without Redis, `serve` runs the queue consumers in-process (the laptop setup)."""
-    if settings.redis_url or settings.embedded_workers <= 0 or not isinstance(jobs, HueyQueue):
-        return None
-    ctx = tasks.WorkerContext(
-        settings=settings, engine=engine, storage=storage,  # type: ignore[arg-type]
-        models=ModelCache(settings.models_dir, keep=True), queue=jobs,
-    )
-    tasks.set_context(ctx)
-    consumer = jobs.consumer(settings.embedded_workers, embedded=True)
-    consumer.start()
-    recovery = tasks.Recovery(ctx)
-    recovery.start()
-    log.info("embedded queue: %d worker thread(s)", settings.embedded_workers)
-
-    def stop() -> None:
-        recovery.stop()
-        consumer.stop(graceful=False)
-        tasks.set_context(None)
-
-    return stop
 
 
 def create_app(settings: Settings | None = None, *, queue: JobQueue | None = None) -> FastAPI:
@@ -112,7 +86,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         jobs: JobQueue = queue if queue is not None else HueyQueue(make_huey(settings))
         app.state.jobs = jobs
         app.state.models_problem = lambda: _models_problem(settings)
-        embedded = _start_embedded_workers(settings, engine, storage, jobs)
+        embedded = start_embedded(settings, engine, storage, jobs)
         try:
             yield
         finally:

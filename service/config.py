@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipelines.models import ASR_BACKENDS
+from pipelines.threads import job_threads
 from service.filemodes import open_private, private_dir, tighten
 
 
@@ -80,17 +81,34 @@ class Settings(BaseSettings):
         "uses more cores. Without Redis each also runs its embedded job threads.",
     )
     embedded_workers: int = Field(
-        1, ge=0, description="Queue consumer threads that `serve` runs in-process without Redis."
+        1, ge=0, description="Job threads of the worker that `serve` runs without Redis."
     )
+    embedded_mode: Literal["process", "thread"] = Field(
+        "process", description="Where `serve` runs those job threads without Redis: "
+        "'process' (a child worker process at lower CPU priority; the API process never "
+        "runs model work) or 'thread' (inside the API process, at lower priority per thread).")
+    job_threads: int | None = Field(
+        None, ge=1, le=1024, description="torch and CTranslate2 threads per job; unset = "
+        "the cores divided by the job threads that run at once in the process. Set it when "
+        "several worker processes share one machine: job threads x processes <= cores.")
+    job_nice: int = Field(
+        10, ge=0, le=19, description="CPU nice value of model work (embedded and `sourcebook "
+        "worker`): requests beside a running job get the CPU first; 0 = normal priority.")
     job_max_attempts: int = Field(3, ge=1)
     job_stale_seconds: int = Field(
         120, ge=10, description="A running job with no heartbeat for this long is re-queued."
     )
 
-    @field_validator("token_ttl_days", mode="before")
+    def threads_per_job(self, jobs_at_once: int) -> int:
+        """torch and CTranslate2 threads of each job when ``jobs_at_once`` run in one
+        process (the rule is :func:`pipelines.threads.job_threads`)."""
+        return job_threads(jobs_at_once, override=self.job_threads)
+
+    @field_validator("token_ttl_days", "job_threads", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
-        # `SOURCEBOOK_TOKEN_TTL_DAYS=` in .env means "no expiry", not a parse error.
+        # `SOURCEBOOK_TOKEN_TTL_DAYS=` in .env means "no expiry" (and an empty
+        # SOURCEBOOK_JOB_THREADS "the rule"), not a parse error.
         return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")

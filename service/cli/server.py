@@ -58,7 +58,9 @@ def serve(
 
 
 def worker(
-    workers: Annotated[int, typer.Option(help="Job threads in this process.")] = 1,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Job threads in this process; each gets cores / N CPU threads "
+        "(SOURCEBOOK_JOB_THREADS overrides).")] = 1,
     check: Annotated[bool, typer.Option(help="Only check database and queue; exit 0 if ok.")
                      ] = False,
 ) -> None:
@@ -67,36 +69,22 @@ def worker(
 
     import sqlalchemy as sa
 
-    from pipelines.runner import ModelCache
     from service.db import make_engine
-    from service.db import migrate as run_migrations
-    from service.storage import Storage
-    from service.worker import tasks
+    from service.worker import process
     from service.worker.queue import HueyQueue, make_huey
 
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
     settings = load_settings()
-    engine = make_engine(settings)
-    queue = HueyQueue(make_huey(settings))
     if check:
+        engine = make_engine(settings)
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-        queue.ping()
+        HueyQueue(make_huey(settings)).ping()
         typer.echo("ok")
         return
     logging.basicConfig(level=os.environ.get("SOURCEBOOK_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_migrations(engine, settings)
-    storage = Storage(settings.recordings_dir)
-    storage.ensure()
-    ctx = tasks.WorkerContext(settings=settings, engine=engine, storage=storage,
-                              models=ModelCache(settings.models_dir, keep=True), queue=queue)
-    tasks.set_context(ctx)
-    recovery = tasks.Recovery(ctx)
-    recovery.start()
-    typer.echo(f"worker {ctx.name}: {workers} thread(s) on "
-               f"{'Redis' if settings.redis_url else 'the SQLite queue'}")
-    queue.consumer(workers).run()
+    process.run(settings, workers)
 
 
 def _print_admin_token(settings: Settings) -> None:

@@ -30,6 +30,7 @@ def transcribe(
     from pipelines.errors import PipelineError
     from pipelines.export import WRITERS, ExportDoc, ExportSegment
     from pipelines.runner import ModelCache, RunOptions, run, run_stages
+    from pipelines.threads import use_torch_threads
 
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
     settings = load_settings()
@@ -53,6 +54,8 @@ def transcribe(
         diarization_pipeline=settings.diarization_pipeline or None,
     )
     stages = run_stages(diarize)
+    threads = settings.threads_per_job(1)  # the one job of this process
+    use_torch_threads(threads)
     with Progress(TextColumn("{task.description:<10}"), BarColumn(),
                   TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn()) as bar:
         ids = {s.value: bar.add_task(s.value, total=1.0) for s in stages}
@@ -63,7 +66,7 @@ def transcribe(
 
         try:
             result = run(file, options, models=ModelCache(settings.models_dir, keep=False,
-                                                          cpu_threads=0), progress=progress)
+                                                          cpu_threads=threads), progress=progress)
         except PipelineError as exc:
             fail(str(exc))
             return

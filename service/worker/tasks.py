@@ -45,6 +45,7 @@ from pipelines.errors import (
     ModelNotFoundError,
 )
 from pipelines.runner import ModelCache, RunOptions, RunResult, StageProgress, run_stages
+from pipelines.threads import lower_thread_priority, use_torch_threads
 from service import alignment, model_catalog
 from service.config import Settings
 from service.crud import audit, voices
@@ -97,6 +98,11 @@ def execute_delivered(job_id: int) -> None:
     """Entry point of the queue task."""
     if _context is None:
         raise RuntimeError("no worker context: start workers with `sourcebook worker`")
+    # Set in the consumer thread itself: torch holds its thread count per calling thread,
+    # and Linux its nice value; the model threads a job starts inherit both.
+    lower_thread_priority(_context.settings.job_nice)
+    if _context.models.cpu_threads:
+        use_torch_threads(_context.models.cpu_threads)
     execute(_context, job_id)
 
 
