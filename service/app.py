@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
+from pipelines.device import resolve_device
 from pipelines.errors import ModelError
 from pipelines.models import resolve_ct2_model, resolve_diarization_pipeline
 from pipelines.runner import ModelCache
@@ -59,15 +60,26 @@ def _models_problem(settings: Settings) -> str | None:
     return None
 
 
+def _worker_device(settings: Settings) -> tuple[str, str | None]:
+    """(device, problem): where this process's job threads run models, as /readyz shows it.
+
+    SOURCEBOOK_DEVICE=cpu (the default) imports nothing; auto and cuda look for a device.
+    """
+    try:
+        return resolve_device(settings.device), None
+    except ModelError as exc:
+        return settings.device, str(exc)
+
+
 def _start_embedded_workers(
-    settings: Settings, engine: object, storage: Storage, jobs: JobQueue
+    settings: Settings, engine: object, storage: Storage, jobs: JobQueue, device: str = "cpu"
 ) -> Callable[[], None] | None:
     """Without Redis, `serve` runs the queue consumers in-process (the laptop setup)."""
     if settings.redis_url or settings.embedded_workers <= 0 or not isinstance(jobs, HueyQueue):
         return None
     ctx = tasks.WorkerContext(
         settings=settings, engine=engine, storage=storage,  # type: ignore[arg-type]
-        models=ModelCache(settings.models_dir, keep=True), queue=jobs,
+        models=ModelCache(settings.models_dir, keep=True, device=device), queue=jobs,
     )
     tasks.set_context(ctx)
     consumer = jobs.consumer(settings.embedded_workers, embedded=True)
@@ -112,7 +124,14 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         jobs: JobQueue = queue if queue is not None else HueyQueue(make_huey(settings))
         app.state.jobs = jobs
         app.state.models_problem = lambda: _models_problem(settings)
-        embedded = _start_embedded_workers(settings, engine, storage, jobs)
+        device, app.state.device_problem = _worker_device(settings)
+        app.state.device = device
+        if app.state.device_problem:
+            # Jobs stay queued rather than fail one by one; /readyz names the fix.
+            log.error("no embedded job threads: %s", app.state.device_problem)
+            embedded = None
+        else:
+            embedded = _start_embedded_workers(settings, engine, storage, jobs, device)
         try:
             yield
         finally:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from service.cli.common import load_settings
+from service.cli.common import fail, load_settings
 from service.config import Settings
 
 
@@ -67,6 +67,8 @@ def worker(
 
     import sqlalchemy as sa
 
+    from pipelines.device import resolve_device
+    from pipelines.errors import ModelError
     from pipelines.runner import ModelCache
     from service.db import make_engine
     from service.db import migrate as run_migrations
@@ -89,13 +91,19 @@ def worker(
     run_migrations(engine, settings)
     storage = Storage(settings.recordings_dir)
     storage.ensure()
+    try:
+        device = resolve_device(settings.device)
+    except ModelError as exc:
+        fail(str(exc))
+        return
     ctx = tasks.WorkerContext(settings=settings, engine=engine, storage=storage,
-                              models=ModelCache(settings.models_dir, keep=True), queue=queue)
+                              models=ModelCache(settings.models_dir, keep=True, device=device),
+                              queue=queue)
     tasks.set_context(ctx)
     recovery = tasks.Recovery(ctx)
     recovery.start()
     typer.echo(f"worker {ctx.name}: {workers} thread(s) on "
-               f"{'Redis' if settings.redis_url else 'the SQLite queue'}")
+               f"{'Redis' if settings.redis_url else 'the SQLite queue'}, models on {device}")
     queue.consumer(workers).run()
 
 
