@@ -86,16 +86,16 @@ def worker(
         queue.ping()
         typer.echo("ok")
         return
+    try:  # before anything is migrated or claimed: a worker on the wrong device never starts
+        device = resolve_device(settings.device)
+    except ModelError as exc:
+        fail(str(exc))
+        return
     logging.basicConfig(level=os.environ.get("SOURCEBOOK_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_migrations(engine, settings)
     storage = Storage(settings.recordings_dir)
     storage.ensure()
-    try:
-        device = resolve_device(settings.device)
-    except ModelError as exc:
-        fail(str(exc))
-        return
     ctx = tasks.WorkerContext(settings=settings, engine=engine, storage=storage,
                               models=ModelCache(settings.models_dir, keep=True, device=device),
                               queue=queue)
