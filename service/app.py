@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
+from pipelines.device import resolve_device
 from pipelines.errors import ModelError
 from pipelines.models import resolve_ct2_model, resolve_diarization_pipeline
 from service import visibility
@@ -58,6 +59,17 @@ def _models_problem(settings: Settings) -> str | None:
     return None
 
 
+def _worker_device(settings: Settings) -> tuple[str, str | None]:
+    """(device, problem): where this process's job threads run models, as /readyz shows it.
+
+    SOURCEBOOK_DEVICE=cpu (the default) imports nothing; auto and cuda look for a device.
+    """
+    try:
+        return resolve_device(settings.device), None
+    except ModelError as exc:
+        return settings.device, str(exc)
+
+
 def create_app(settings: Settings | None = None, *, queue: JobQueue | None = None) -> FastAPI:
     """Build the app; storage, engine and queue are set up in its lifespan."""
     settings = settings or get_settings()
@@ -86,7 +98,14 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         jobs: JobQueue = queue if queue is not None else HueyQueue(make_huey(settings))
         app.state.jobs = jobs
         app.state.models_problem = lambda: _models_problem(settings)
-        embedded = start_embedded(settings, engine, storage, jobs)
+        device, app.state.device_problem = _worker_device(settings)
+        app.state.device = device
+        if app.state.device_problem:
+            # Jobs stay queued rather than fail one by one; /readyz names the fix.
+            log.error("no embedded job threads: %s", app.state.device_problem)
+            embedded = None
+        else:
+            embedded = start_embedded(settings, engine, storage, jobs, device)
         try:
             yield
         finally:

@@ -63,7 +63,13 @@ class Settings(BaseSettings):
     whisper_model: str = Field("base", description="'base', 'tiny.en' or a CT2 model directory.")
     openai_whisper_model: str = Field("base", description="'base', 'tiny.en' or a .pt checkpoint.")
     diarization_pipeline: str = Field("", description="pyannote pipeline dir; empty = bundled.")
-    compute_type: str = Field("int8", description="CTranslate2 compute type: int8, float32 ...")
+    compute_type: str = Field(
+        "int8", description="CTranslate2 compute type: int8, float32 ...; on CUDA the "
+        "default int8 becomes float16 (other values are kept).")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "cpu", description="Where a worker runs the models. cpu (the default, the tested "
+        "path); cuda (needs CUDA builds of torch and CTranslate2; fails with a message if no "
+        "device is visible); auto: cuda when both see a device, else cpu.")
     beam_size: int = Field(5, ge=1, le=10)
 
     voice_auto_apply: bool = Field(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from service.cli.common import load_settings
+from service.cli.common import fail, load_settings
 from service.config import Settings
 
 
@@ -69,6 +69,8 @@ def worker(
 
     import sqlalchemy as sa
 
+    from pipelines.device import resolve_device
+    from pipelines.errors import ModelError
     from service.db import make_engine
     from service.worker import process
     from service.worker.queue import HueyQueue, make_huey
@@ -82,9 +84,14 @@ def worker(
         HueyQueue(make_huey(settings)).ping()
         typer.echo("ok")
         return
+    try:  # before anything is migrated or claimed: a worker on the wrong device never starts
+        device = resolve_device(settings.device)
+    except ModelError as exc:
+        fail(str(exc))
+        return
     logging.basicConfig(level=os.environ.get("SOURCEBOOK_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    process.run(settings, workers)
+    process.run(settings, workers, device)
 
 
 def _print_admin_token(settings: Settings) -> None:

@@ -27,6 +27,7 @@ def transcribe(
     """Transcribe a file locally, without a server; writes txt, srt and json."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from pipelines.device import resolve_device
     from pipelines.errors import PipelineError
     from pipelines.export import WRITERS, ExportDoc, ExportSegment
     from pipelines.runner import ModelCache, RunOptions, run, run_stages
@@ -65,8 +66,10 @@ def transcribe(
                 bar.update(ids[stage], completed=fraction)
 
         try:
+            device = resolve_device(settings.device)
             result = run(file, options, models=ModelCache(settings.models_dir, keep=False,
-                                                          cpu_threads=threads), progress=progress)
+                                                          cpu_threads=threads, device=device),
+                         progress=progress)
         except PipelineError as exc:
             fail(str(exc))
             return

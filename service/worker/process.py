@@ -36,30 +36,31 @@ STOP_WAIT_S = 10.0
 
 
 def worker_context(settings: Settings, engine: Engine, storage: Storage, queue: Any,
-                   jobs_at_once: int) -> tasks.WorkerContext:
-    """A worker's context, its models capped at the threads one job may use."""
+                   jobs_at_once: int, device: str = "cpu") -> tasks.WorkerContext:
+    """A worker's context, its models capped at the threads one job may use, on
+    ``device`` (resolved by the caller: a worker on the wrong device never starts)."""
     threads = settings.threads_per_job(jobs_at_once)
     log.info("%d job thread(s), %d CPU thread(s) each, nice %d",
              jobs_at_once, threads, settings.job_nice)
     return tasks.WorkerContext(
         settings=settings, engine=engine, storage=storage, queue=queue,
-        models=ModelCache(settings.models_dir, keep=True, cpu_threads=threads))
+        models=ModelCache(settings.models_dir, keep=True, cpu_threads=threads, device=device))
 
 
 def start_embedded(settings: Settings, engine: Engine, storage: Storage,
-                   jobs: Any) -> Callable[[], None] | None:
+                   jobs: Any, device: str = "cpu") -> Callable[[], None] | None:
     """Start `serve`'s own job threads (none with Redis, where workers are separate);
     returns how to stop them."""
     if settings.redis_url or settings.embedded_workers <= 0 or not isinstance(jobs, HueyQueue):
         return None
     if settings.embedded_mode == "process":
-        return _start_process(settings)
-    return _start_threads(settings, engine, storage, jobs)
+        return _start_process(settings, device)
+    return _start_threads(settings, engine, storage, jobs, device)
 
 
 def _start_threads(settings: Settings, engine: Engine, storage: Storage,
-                   jobs: HueyQueue) -> Callable[[], None]:
-    ctx = worker_context(settings, engine, storage, jobs, settings.embedded_workers)
+                   jobs: HueyQueue, device: str) -> Callable[[], None]:
+    ctx = worker_context(settings, engine, storage, jobs, settings.embedded_workers, device)
     tasks.set_context(ctx)
     consumer = jobs.consumer(settings.embedded_workers, embedded=True)
     consumer.start()
@@ -76,11 +77,11 @@ def _start_threads(settings: Settings, engine: Engine, storage: Storage,
     return stop
 
 
-def _start_process(settings: Settings) -> Callable[[], None]:
+def _start_process(settings: Settings, device: str) -> Callable[[], None]:
     # spawn, not fork: the API process has threads (the event loop's, the database
     # pool's), and a forked copy of their locks can deadlock the child.
     proc = multiprocessing.get_context("spawn").Process(
-        target=run_embedded, args=(settings, os.getpid()), name="sourcebook-worker")
+        target=run_embedded, args=(settings, os.getpid(), device), name="sourcebook-worker")
     proc.start()
     log.info("embedded queue: %d worker thread(s) in worker process %s",
              settings.embedded_workers, proc.pid)
@@ -96,7 +97,7 @@ def _start_process(settings: Settings) -> Callable[[], None]:
     return stop
 
 
-def run_embedded(settings: Settings, parent_pid: int) -> None:
+def run_embedded(settings: Settings, parent_pid: int, device: str = "cpu") -> None:
     """The embedded worker process: the consumer threads `serve` would otherwise run."""
     # Its own session: a Ctrl-C at the terminal reaches `serve` alone, which then stops
     # this worker (Huey would otherwise wait for a running job to finish).
@@ -105,10 +106,10 @@ def run_embedded(settings: Settings, parent_pid: int) -> None:
     logging.basicConfig(level=os.environ.get("SOURCEBOOK_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _follow_parent(parent_pid)
-    run(settings, settings.embedded_workers)
+    run(settings, settings.embedded_workers, device)
 
 
-def run(settings: Settings, workers: int) -> None:
+def run(settings: Settings, workers: int, device: str = "cpu") -> None:
     """Consume the queue in this process until a signal stops it."""
     from service.db import make_engine, migrate
 
@@ -119,12 +120,13 @@ def run(settings: Settings, workers: int) -> None:
     storage = Storage(settings.recordings_dir)
     storage.ensure()
     queue = HueyQueue(make_huey(settings))
-    ctx = worker_context(settings, engine, storage, queue, workers)
+    ctx = worker_context(settings, engine, storage, queue, workers, device)
     tasks.set_context(ctx)
     recovery = tasks.Recovery(ctx)
     recovery.start()
     print(f"worker {ctx.name}: {workers} thread(s) on "
-          f"{'Redis' if settings.redis_url else 'the SQLite queue'}", flush=True)
+          f"{'Redis' if settings.redis_url else 'the SQLite queue'}, models on {device}",
+          flush=True)
     queue.consumer(workers).run()
 
 

@@ -234,6 +234,8 @@ def claim(ctx: WorkerContext, job_id: int) -> Job | None:
             return None
         job = session.get(Job, job_id)
         assert job is not None
+        job.options = {**(job.options or {}), **_device_options(ctx, job)}
+        session.add(job)
         recording = session.get(Recording, job.recording_id)
         # Alignments and voiceprint jobs leave the transcript's status as it is.
         if recording is not None and job.kind not in (ALIGN, VOICEPRINT_JOB):
@@ -241,6 +243,21 @@ def claim(ctx: WorkerContext, job_id: int) -> Job | None:
             session.add(recording)
         session.commit()
         return job
+
+
+def _device_options(ctx: WorkerContext, job: Job) -> dict[str, str]:
+    """Where this attempt runs its models, for the job's recorded options: the device and,
+    for jobs that run Whisper, what it computes in (float16 on CUDA, int8 on the CPU)."""
+    from pipelines.device import compute_type_for
+
+    device = ctx.models.device
+    if job.kind == VOICEPRINT_JOB:
+        return {"device": device}
+    # Alignments use the server's default backend (service.alignment), as here.
+    backend = None if job.kind == ALIGN else (job.options or {}).get("backend")
+    backend = backend or ctx.settings.asr_backend
+    return {"device": device,
+            "compute_type": compute_type_for(str(backend), device, ctx.settings.compute_type)}
 
 
 def run_options(ctx: WorkerContext, session: Session, job: Job, recording: Recording,

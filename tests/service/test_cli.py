@@ -249,3 +249,19 @@ def test_transcribe_a_two_hour_file_in_bounded_memory(tmp_path: Path) -> None:
     starts = [s["start"] for s in doc["segments"]]
     assert max(starts) > 6000, "the last speech, at 100 minutes, must be transcribed"
     assert min(starts) < 30
+
+
+def test_a_worker_told_cuda_without_a_gpu_refuses_to_start(tmp_path: Path) -> None:
+    from pipelines.device import cuda_visible
+
+    if cuda_visible():
+        pytest.skip("this machine has a CUDA device: the worker would start")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCEBOOK_")}
+    env |= {"SOURCEBOOK_DATA_DIR": str(tmp_path / "data"), "SOURCEBOOK_DEVICE": "cuda",
+            "SOURCEBOOK_RECORDINGS_DIR": str(tmp_path / "recordings"),
+            "SOURCEBOOK_TRANSCRIPTS_DIR": str(tmp_path / "transcripts")}
+    out = subprocess.run([sys.executable, "-m", "service.cli", "worker"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1
+    assert "SOURCEBOOK_DEVICE=cuda but no CUDA device is visible" in out.stderr
+    assert "set SOURCEBOOK_DEVICE=cpu" in out.stderr

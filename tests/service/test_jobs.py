@@ -59,6 +59,8 @@ def test_upload_runs_to_a_speaker_attributed_transcript(worker_api) -> None:
     assert job["state"] == "succeeded", job
     assert job["progress"] == 1.0 and job["attempts"] == 1
     assert set(job["timings"]) == {"normalise", "transcribe", "diarize", "merge"}
+    # The worker recorded where the models ran (SOURCEBOOK_DEVICE defaults to cpu).
+    assert job["options"]["device"] == "cpu" and job["options"]["compute_type"] == "int8"
     # Progress was visible along the way and never went backwards.
     running = [p for s, _, p in seen if s == "running"]
     assert running and running == sorted(running)
