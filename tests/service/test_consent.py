@@ -672,6 +672,6 @@ def test_erased_words_are_not_found_by_the_search_api(api, tmp_path: Path) -> No
     for q in ("最优秀的人", "Token消耗", "不能啥都想要"):
         r = api.client.get("/api/v1/search", params={"q": q}, headers=h(api, "admin"))
         assert r.status_code == 200 and r.json() == {"data": [], "count": 0, "count_exact": True,
-                                                "ranked_within": None}, (q, r.text)
+                                                "ranked_within": None, "expanded": []}, (q, r.text)
     r = api.client.get("/api/v1/search", params={"q": "两三倍薪资"}, headers=h(api))
     assert r.json()["count"] == 1
