@@ -87,9 +87,9 @@ const RecordingsLive = (() => {
     const row = el("tr", { class: "just-added", "data-recording": rec.id },
       el("td", {}, el("a", { href: `/recordings/${rec.id}` }, rec.title)),
       el("td", {}, el("span", { class: `badge status-${rec.status}`, "data-status": rec.status }, rec.status)),
-      el("td", {}, clock(rec.duration || 0)),
-      el("td", {}, none()),
-      el("td", {}, none())); // consent: shown once the page is next loaded
+      el("td", { "data-label": "Duration" }, clock(rec.duration || 0)),
+      el("td", { "data-label": "Speakers" }, none()),
+      el("td", { "data-label": "Consent" }, none())); // consent: shown once the page is next loaded
     rows.prepend(row);
     RecordingsLive.watch();
     const count = document.getElementById("recording-count");

@@ -183,6 +183,8 @@
     bar.style.left = `${Math.round(x + window.scrollX)}px`;
   }
 
+  window.addEventListener("resize", () => { if (!bar.hidden) placeBar(); });
+
   document.addEventListener("selectionchange", () => {
     span = selectedSpan();
     bar.hidden = span === null;
