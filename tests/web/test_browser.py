@@ -285,14 +285,24 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     assert token.startswith("sb_")
     bearer = {"Authorization": f"Bearer {token}"}
     assert httpx.get(f"{server.url}/api/v1/me", headers=bearer).json()["name"] == "新来的作者"
-    shoot(page, "11-access")
-    page.reload()
+    # In the list at once, without the reload that would lose the token.
     row = page.locator("tr[data-name='新来的作者']")
-    assert "UTC" in row.locator(".last-used").text_content()  # used just now
+    assert "never" in row.locator(".last-used").text_content()
+    assert page.text_content("#user-count") == "5 users"
+    shoot(page, "11-access")
     page.on("dialog", lambda dialog: dialog.accept())
     row.locator(".revoke-tokens").click()
     page.wait_for_selector("#toast:has-text('1 token(s) of 新来的作者 revoked')")
+    assert row.locator(".token-count").text_content() == "0 working tokens"
+    page.reload()
+    row = page.locator("tr[data-name='新来的作者']")
+    assert "UTC" in row.locator(".last-used").text_content()  # its token was used once
     assert httpx.get(f"{server.url}/api/v1/me", headers=bearer).status_code == 401
+    page.goto(server.url + "/glossary")
+    shoot(page, "14-glossary")
+    page.context.clear_cookies()
+    page.goto(server.url + "/login")
+    shoot(page, "00-login")
     assert errors == [], errors
     # The whole flow, every page and role, ran under the CSP without one refusal.
     assert violations == [], violations

@@ -4,7 +4,8 @@
 (() => {
   const { api, toast } = Sourcebook;
 
-  // A new token is shown here once; a reload would lose it, so the list is not reloaded.
+  // A new token is shown here once; a reload would lose it, so changes that show one
+  // update the list in place instead of reloading.
   function showToken(name, token) {
     document.getElementById("token-user").textContent = name;
     document.getElementById("token-value").textContent = token;
@@ -13,6 +14,8 @@
     box.scrollIntoView({ block: "nearest" });
   }
 
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
   document.getElementById("copy-token")?.addEventListener("click", async () => {
     try {
       await navigator.clipboard.writeText(document.getElementById("token-value").textContent);
@@ -20,25 +23,16 @@
     } catch { toast("Select the token and copy it by hand.", true); }
   });
 
-  const form = document.getElementById("create-user");
-  form?.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const name = form.elements.name.value.trim();
-    try {
-      const created = await api("POST", "/api/v1/users", { name, role: form.elements.role.value });
-      showToken(`${created.name} (${created.role})`, created.token);
-      form.reset();
-      toast(`${created.name} created; reload the page to see them in the list.`);
-    } catch (err) { toast(err.message, true); }
-  });
-
-  for (const row of document.querySelectorAll("tr[data-user]")) {
+  function bind(row) {
     const url = `/api/v1/users/${row.dataset.user}`;
     const name = row.dataset.name;
+    const tokens = row.querySelector(".token-count");
     row.querySelector(".issue-token")?.addEventListener("click", async () => {
       try {
         const issued = await api("POST", `${url}/tokens`, { label: "access page" });
         showToken(`${issued.name} (${issued.role})`, issued.token);
+        const n = Number.parseInt(tokens.textContent, 10) + 1;
+        tokens.textContent = `${plural(n, "working token")}`;
       } catch (err) { toast(err.message, true); }
     });
     row.querySelector(".revoke-tokens")?.addEventListener("click", async () => {
@@ -46,7 +40,7 @@
       try {
         const done = await api("POST", `${url}/revoke`);
         toast(`${done.revoked} token(s) of ${done.name} revoked.`);
-        setTimeout(() => location.reload(), 800);
+        tokens.textContent = "0 working tokens";
       } catch (err) { toast(err.message, true); }
     });
     for (const [selector, disabled] of [[".disable-user", true], [".enable-user", false]]) {
@@ -64,4 +58,30 @@
       } catch (err) { toast(err.message, true); location.reload(); }
     });
   }
+
+  for (const row of document.querySelectorAll("tr[data-user]")) bind(row);
+
+  const form = document.getElementById("create-user");
+  form?.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = form.elements.name.value.trim();
+    try {
+      const created = await api("POST", "/api/v1/users", { name, role: form.elements.role.value });
+      showToken(`${created.name} (${created.role})`, created.token);
+      form.reset();
+      const row = document.getElementById("new-user-row").content.firstElementChild.cloneNode(true);
+      row.dataset.user = created.id;
+      row.dataset.name = created.name;
+      row.querySelector(".user-name").textContent = created.name;
+      row.querySelector(".user-role").value = created.role;
+      row.querySelector(".user-role").setAttribute("aria-label", `Role of ${created.name}`);
+      row.querySelector(".created").textContent = new Date().toISOString().slice(0, 10);
+      document.getElementById("user-rows").append(row);
+      bind(row);
+      const count = document.getElementById("user-count");
+      const n = Number(count.dataset.count) + 1;
+      count.dataset.count = n;
+      count.textContent = plural(n, "user");
+    } catch (err) { toast(err.message, true); }
+  });
 })();
