@@ -16,6 +16,8 @@ from pydantic import BeforeValidator, WithJsonSchema
 #: What the 422 says is accepted; the pages' placeholders say the same.
 ACCEPTED = "seconds (754 or 754.5), m:ss (12:34) or h:mm:ss (1:02:03)"
 
+#: Longer than any time a person types; the API's schema says so too.
+MAX_LENGTH = 32
 _CLOCK = re.compile(r"(?:(\d+):)?(\d+):(\d{1,2}(?:\.\d+)?)")
 
 
@@ -34,6 +36,8 @@ def parse_clock(value: str | float | int) -> float:
             raise BadClock(f"a time must be finite: {ACCEPTED}") from None
     else:
         text = value.strip()
+        if len(text) > MAX_LENGTH:
+            raise BadClock(f"a time is at most {MAX_LENGTH} characters: {ACCEPTED}")
         match = _CLOCK.fullmatch(text)
         if match:
             hours, minutes, secs = match.groups()
@@ -60,7 +64,7 @@ def _validate(value: Any) -> Any:
 
 _SCHEMA: list[dict[str, Any]] = [
     {"type": "number", "minimum": 0},
-    {"type": "string", "examples": ["12:34", "1:02:03", "754.5"]},
+    {"type": "string", "maxLength": MAX_LENGTH, "examples": ["12:34", "1:02:03", "754.5"]},
 ]
 _DESCRIPTION = f"A time in the recording: {ACCEPTED}."
 
