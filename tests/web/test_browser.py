@@ -29,6 +29,9 @@ def shoot(page: Any, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for width in (WIDE, NARROW):
         page.set_viewport_size({"width": width, "height": 900})
+        # Let the page's resize handlers run (the quote bar re-places itself) first.
+        page.evaluate("() => new Promise((done) => requestAnimationFrame(() => "
+                      "requestAnimationFrame(done)))")
         page.screenshot(path=SCREENSHOTS / f"{name}-{width}.png", full_page=True)
         overflow = page.evaluate("document.documentElement.scrollWidth")
         assert overflow <= width + 1, f"{name} is {overflow}px wide at {width}px"
