@@ -9,6 +9,7 @@ from sqlmodel import Field, SQLModel
 
 from service.models.audit import AuditEventPublic
 from service.models.base import NEVER_REUSE_IDS, enum_type, ts_column, utcnow
+from service.models.clock import ClockSeconds
 from service.models.people import PersonPublic
 
 
@@ -156,8 +157,8 @@ class WithdrawIn(SQLModel):
 
 
 class RestrictionCreate(SQLModel):
-    start: float = Field(ge=0)
-    end: float = Field(gt=0)
+    start: ClockSeconds = Field(ge=0)
+    end: ClockSeconds = Field(gt=0)
     level: RestrictionLevel
     until: date | None = None
     imposed_by: str | None = Field(default=None, max_length=200)

@@ -17,10 +17,11 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     """Mount the pages and their static files on ``app``."""
-    from service.web import book, docs, glossary, pages
+    from service.web import admin, book, docs, glossary, pages
 
     app.include_router(pages.router)
     app.include_router(book.router)
     app.include_router(docs.router)
     app.include_router(glossary.router)
+    app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -36,6 +36,7 @@ from service.models.quotes import ChapterQuote, Quote, Usage
 from service.models.recordings import Recording
 from service.models.users import User
 from service.search.aliases import describe
+from service.web import hints
 from service.web.common import PageRoute, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -88,6 +89,9 @@ def search_page(request: Request, session: SessionDep, user: AnyUser,
         "page_size": RESULTS_PER_PAGE, "person_id": person_id, "recording_id": recording_id,
         "language": language or "", "people": people, "recordings": recordings,
         "open": engine.MARK_OPEN, "close": engine.MARK_CLOSE, "expanded": expanded,
+        "hints": hints.no_results(q, person_id=person_id, recording_id=recording_id,
+                                  language=language)
+        if q.strip() and not count and error is None else [],
     })
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.factories import PYANNOTE_SAMPLE
@@ -28,6 +29,9 @@ def shoot(page: Any, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for width in (WIDE, NARROW):
         page.set_viewport_size({"width": width, "height": 900})
+        # Let the page's resize handlers run (the quote bar re-places itself) first.
+        page.evaluate("() => new Promise((done) => requestAnimationFrame(() => "
+                      "requestAnimationFrame(done)))")
         page.screenshot(path=SCREENSHOTS / f"{name}-{width}.png", full_page=True)
         overflow = page.evaluate("document.documentElement.scrollWidth")
         assert overflow <= width + 1, f"{name} is {overflow}px wide at {width}px"
@@ -110,6 +114,8 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     page.fill("#upload input[name=title]", "样本访谈 sample interview")
     page.select_option("#upload select[name=language]", "en")
     page.fill("#upload input[name=num_speakers]", "2")
+    page.fill("#upload input[name=recorded_at]", "2025-03-01")
+    page.fill("#upload input[name=location]", "上海")
     page.click("#upload button[type=submit]")
     page.wait_for_selector("#upload-status:has-text('Uploaded')")
     # In the list at once, without a reload.
@@ -122,9 +128,13 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     assert stage in ("normalise", "transcribe", "diarize", "merge", "store")
     shoot(page, "02-recordings-job-running")
     page.wait_for_selector("tr.job.state-succeeded", timeout=180_000)
+    # The list's own row follows the status too, without a reload (issue 17 item 10).
+    page.wait_for_selector("tr.just-added [data-status='transcribed']", timeout=30_000)
+    assert page.locator("tr.just-added .chip").count() >= 1  # its speakers, as they came
     page.reload()
     row = page.locator("table.recordings tbody tr").first
     assert "transcribed" in row.text_content()
+    assert row.locator(".when-where").text_content() == "2025-03-01 · 上海"  # ISO, any locale
     assert "闫俊杰: none" in row.text_content()  # no consent recorded yet
     font = page.evaluate("getComputedStyle(document.body).fontFamily")
     assert "Noto Sans CJK SC" in font and "Microsoft YaHei" in font
@@ -152,6 +162,11 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     page.wait_for_selector(f".speaker-row[data-label='{label}'] .speaker-name:has-text('闫俊杰')")
     assert "闫俊杰" in page.locator(".seg").nth(q).locator(".seg-speaker").text_content()
     first = page.locator(".seg").first
+    # Correcting is inline: the pencil swaps the text for its editor, in place.
+    first.locator(".edit-seg").click()
+    assert first.locator("textarea").is_visible() and not first.locator(".seg-text").is_visible()
+    first.locator("textarea").press("Escape")
+    assert first.locator(".seg-text").is_visible() and not first.locator("textarea").is_visible()
     first.locator(".edit-seg").click()
     first.locator("textarea").fill(CORRECTED)
     first.locator(".seg-edit button[type=submit]").click()
@@ -173,6 +188,11 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     shoot(page, "05-search")
     hit.locator("a").click()
     page.wait_for_selector(".seg.target")
+    # The segment a link lands on is below the sticky player, not under it.
+    page.wait_for_timeout(300)
+    player_bottom = page.locator("#player-bar").bounding_box()["y"] + \
+        page.locator("#player-bar").bounding_box()["height"]
+    assert page.locator(".seg.target").bounding_box()["y"] >= player_bottom - 1
     quoted = page.locator(".seg").nth(q)
     words = quoted.locator(".w")
     start_box, end_box = words.first.bounding_box(), words.last.bounding_box()
@@ -182,6 +202,19 @@ def test_issue_flow(server: Server, browser: Any) -> None:
                     steps=5)
     page.mouse.up()
     page.wait_for_selector("#quote-bar:not([hidden])")
+    # The bar floats beside the selection: it covers neither the selected words nor the
+    # line below them.
+    bar = page.locator("#quote-bar").bounding_box()
+    covered = page.evaluate("""([x, y, w, h]) => {
+        const hit = (r) => r.left < x + w && x < r.right && r.top < y + h && y < r.bottom;
+        const sel = window.getSelection().getRangeAt(0);
+        const seg = sel.endContainer.parentElement.closest('.seg');
+        const next = seg.nextElementSibling;
+        const rects = [...sel.getClientRects()];
+        if (next) rects.push(...next.querySelector('.seg-text').getClientRects());
+        return rects.filter(hit).length;
+    }""", [bar["x"], bar["y"], bar["width"], bar["height"]])
+    assert covered == 0, bar
     shoot(page, "06-transcript-author-selection")
     page.click("#make-quote")
     page.wait_for_selector("#toast:has-text('Quote #')")
@@ -212,6 +245,15 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     assert statuses == ["sourced", "unsourced"], statuses
     assert page.locator("#verify-results a").count() >= 1
     shoot(page, "07-chapters")
+    # A page the role may not see keeps the navigation (issue 17 item 13).
+    page.goto(server.url + "/consent")
+    assert page.locator("header.top nav a[href='/chapters']").count() == 1
+    assert "Not allowed" in page.text_content("main")
+    shoot(page, "12-forbidden-author")
+    # A search that finds nothing says what to try.
+    page.goto(server.url + "/search?q=火星殖民 计划&language=zh")
+    assert "Use fewer words" in page.text_content(".no-results")
+    shoot(page, "13-search-nothing-found")
 
     # --- editor: blocked without consent, cleared once it is recorded -----------------
     sign_in(page, server, "editor", "/consent")
@@ -241,6 +283,34 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     assert "asked to withdraw" in page.text_content("table.agreements")
     report = page.locator(f"tr.clear-row[data-quote='{quote_id}']")
     assert "blocked" in report.get_attribute("class"), report.text_content()
+    # --- admin: the access page creates a user and shows the token once -------------
+    sign_in(page, server, "admin", "/access")
+    page.fill("#create-user input[name=name]", "新来的作者")
+    page.select_option("#create-user select[name=role]", "author")
+    page.click("#create-user button[type=submit]")
+    page.wait_for_selector("#token-shown:not([hidden])")
+    token = page.text_content("#token-value")
+    assert token.startswith("sb_")
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{server.url}/api/v1/me", headers=bearer).json()["name"] == "新来的作者"
+    # In the list at once, without the reload that would lose the token.
+    row = page.locator("tr[data-name='新来的作者']")
+    assert "never" in row.locator(".last-used").text_content()
+    assert page.text_content("#user-count") == "5 users"
+    shoot(page, "11-access")
+    page.on("dialog", lambda dialog: dialog.accept())
+    row.locator(".revoke-tokens").click()
+    page.wait_for_selector("#toast:has-text('1 token(s) of 新来的作者 revoked')")
+    assert row.locator(".token-count").text_content() == "0 working tokens"
+    page.reload()
+    row = page.locator("tr[data-name='新来的作者']")
+    assert "UTC" in row.locator(".last-used").text_content()  # its token was used once
+    assert httpx.get(f"{server.url}/api/v1/me", headers=bearer).status_code == 401
+    page.goto(server.url + "/glossary")
+    shoot(page, "14-glossary")
+    page.context.clear_cookies()
+    page.goto(server.url + "/login")
+    shoot(page, "00-login")
     assert errors == [], errors
     # The whole flow, every page and role, ran under the CSP without one refusal.
     assert violations == [], violations

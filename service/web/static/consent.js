@@ -27,7 +27,8 @@
   restrictionForm?.addEventListener("submit", async (event) => {
     event.preventDefault();
     const f = restrictionForm.elements;
-    const body = { start: Number(f.start.value), end: Number(f.end.value), level: f.level.value };
+    // Sent as typed: the API reads seconds, 12:34 and 1:02:03 alike (service/models/clock.py).
+    const body = { start: f.start.value.trim(), end: f.end.value.trim(), level: f.level.value };
     if (f.reason.value) body.reason = f.reason.value;
     try {
       await api("POST", `/api/v1/recordings/${restrictionForm.dataset.recording}/restrictions`, body);
