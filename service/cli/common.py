@@ -37,8 +37,8 @@ def archive_name(settings: Settings) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def open_archive(settings: Settings, *, announce: bool = True) -> Engine:
-    """The engine of an existing archive, brought to the latest schema.
+def open_archive(settings: Settings, *, announce: bool = True, upgrade: bool = True) -> Engine:
+    """The engine of an existing archive, brought to the latest schema (with ``upgrade``).
 
     A missing or never-migrated database, or one that cannot be read, ends the command
     with one line that names it and the fix, and creates nothing: a command run with the
@@ -60,8 +60,9 @@ def open_archive(settings: Settings, *, announce: bool = True) -> Engine:
         if current_revision(engine) is None:
             fail(f"no archive at {where} (the database has no Sourcebook tables): {fix}",
                  EXIT_NO_ARCHIVE)
-        # An archive of an older version is upgraded, as `sourcebook serve` would.
-        migrate(engine, settings)
+        if upgrade:
+            # An archive of an older version is upgraded, as `sourcebook serve` would.
+            migrate(engine, settings)
     except sa.exc.DBAPIError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(

@@ -212,7 +212,7 @@ def test_a_missing_archive_gives_one_line_naming_the_fix(tmp_path: Path) -> None
     db = home / "data" / "sourcebook.db"
     for args in (["users", "list"], ["users", "create", "李研", "--role", "author"],
                  ["users", "token", "李研"], ["audit", "--as-of", "2030-01-01"],
-                 ["export", "1"]):
+                 ["export", "1"], ["fsck"], ["export-archive", str(tmp_path / "bag")]):
         line = _one_line(_cli_in(here, env, *args, check=False))
         assert line == (f"error: no archive at {db}: run `sourcebook migrate` to create it, or "
                         "point SOURCEBOOK_HOME or SOURCEBOOK_DATABASE_URL at the archive you "
