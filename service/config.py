@@ -1,7 +1,10 @@
 """Settings: the only place that reads the environment.
 
 Every setting can be given as an environment variable with the ``SOURCEBOOK_`` prefix
-(``SOURCEBOOK_DATABASE_URL``, ``SOURCEBOOK_MAX_UPLOAD_MB`` ...) or in a ``.env`` file.
+(``SOURCEBOOK_DATABASE_URL``, ``SOURCEBOOK_MAX_UPLOAD_MB`` ...) or in the ``.env`` file of
+the Sourcebook home (:func:`sourcebook_home`). Relative folders are relative to that home,
+never to the working folder, so the CLI, the server and the worker find one archive
+wherever they are started.
 """
 
 from __future__ import annotations
@@ -14,19 +17,54 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from pipelines.models import ASR_BACKENDS
 from pipelines.threads import job_threads
 from service.filemodes import open_private, private_dir, tighten
 
 
+def sourcebook_home() -> Path:
+    """The folder that holds the archive by default, and its ``.env``.
+
+    ``SOURCEBOOK_HOME`` if set (an environment variable only: the ``.env`` is read from
+    the home, so it cannot move it); else the checkout this code runs from (the folder
+    with ``pyproject.toml`` above ``service/``); else, for an installed package,
+    ``$XDG_DATA_HOME/sourcebook`` (``~/.local/share/sourcebook``).
+    """
+    configured = os.environ.get("SOURCEBOOK_HOME", "").strip()
+    if configured:
+        return Path(configured).expanduser().resolve()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file():
+        return checkout
+    data_home = os.environ.get("XDG_DATA_HOME", "").strip()
+    return (Path(data_home) if data_home else Path.home() / ".local" / "share") / "sourcebook"
+
+
 class Settings(BaseSettings):
     """Runtime configuration of the service, the worker and the CLI."""
 
-    model_config = SettingsConfigDict(env_prefix="SOURCEBOOK_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SOURCEBOOK_", extra="ignore")
 
-    data_dir: Path = Field(Path("data"), description="SQLite database, queue and secret key.")
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The home's .env, not the working folder's: a `.env` wherever a command happens
+        # to run must not point it at another archive.
+        home_env = DotEnvSettingsSource(settings_cls, env_file=sourcebook_home() / ".env")
+        return init_settings, env_settings, home_env, file_secret_settings
+
+    data_dir: Path = Field(Path("data"), description="SQLite database, queue and secret key "
+                           "(relative folders here and below: relative to the home).")
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
     recordings_dir: Path = Field(Path("recordings"), description="Original and normalised media.")
     transcripts_dir: Path = Field(Path("transcripts"), description="Exports and reports.")
@@ -119,6 +157,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
+        home = sourcebook_home()
+        for name in ("data_dir", "recordings_dir", "transcripts_dir", "models_dir"):
+            folder: Path = getattr(self, name)
+            if not folder.is_absolute():
+                setattr(self, name, home / folder.expanduser())
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'sourcebook.db').resolve()}"
         return self

@@ -141,10 +141,11 @@ def _unique_tone(tmp_path: Path, seconds: float) -> Path:
 
 
 def create_recording(api: Any, tmp_path: Path, title: str,
-                     participants: Sequence[tuple[int, str]] = (), seconds: float = 2.0) -> int:
+                     participants: Sequence[tuple[int, str]] = (), seconds: float = 2.0,
+                     fmt: list[str] | None = None) -> int:
     """A real upload (a tone with a unique pitch, so its sha256 is new)."""
     freq = next(_pitch)
-    path = make_tone(tmp_path / f"rec-{freq}.wav", seconds=seconds, freq=freq)
+    path = make_tone(tmp_path / f"rec-{freq}.wav", seconds=seconds, freq=freq, fmt=fmt)
     meta = {"title": title, "source": "interview", "language": "zh",
             "participants": [{"person_id": p, "role": role} for p, role in participants]}
     return int(_uploaded(api, path, meta)["id"])
@@ -295,6 +296,10 @@ INVESTOR_OFF = "这部分别写：当时另一家基金最后一刻撤资了。"
 YAO_FLYWHEEL = "大多数公司还没有形成数据飞轮；他们依赖模型变好。"
 
 
+#: 8 kHz 8-bit: recordings as long as their quotes and restrictions, at a few hundred KB.
+SMALL_WAV = ["-ar", "8000", "-c:a", "pcm_u8"]
+
+
 def small_book(api: Any, tmp_path: Path) -> dict[str, int]:
     """Three interviews, four people, five chapters, eight quote uses, mixed consent."""
     ids: dict[str, int] = {}
@@ -304,7 +309,8 @@ def small_book(api: Any, tmp_path: Path) -> dict[str, int]:
     ids["yao"] = person(api, "姚顺雨", kind="researcher", organisation=None)
 
     ids["r_luo"] = create_recording(api, tmp_path, "罗永浩对谈闫俊杰",
-                                    [(ids["luo"], "interviewer"), (ids["yan"], "interviewee")])
+                                    [(ids["luo"], "interviewer"), (ids["yan"], "interviewee")],
+                                    seconds=40.0, fmt=SMALL_WAV)
     add_transcript(api, ids["r_luo"], [
         (0.0, 6.0, "SPEAKER_00", LUO_Q), (6.0, 14.0, "SPEAKER_01", YAN_TALENT),
         (14.0, 22.0, "SPEAKER_01", YAN_TOKENS), (22.0, 31.0, "SPEAKER_01", YAN_TRADEOFF),
@@ -312,7 +318,8 @@ def small_book(api: Any, tmp_path: Path) -> dict[str, int]:
     name_speakers(api, ids["r_luo"], {"SPEAKER_00": ids["luo"], "SPEAKER_01": ids["yan"]})
 
     ids["r_inv"] = create_recording(api, tmp_path, "早期投资人访谈",
-                                    [(ids["investor"], "interviewee")])
+                                    [(ids["investor"], "interviewee")], seconds=80.0,
+                                    fmt=SMALL_WAV)
     add_transcript(api, ids["r_inv"], [(0.0, 9.0, "SPEAKER_00", INVESTOR_TERMS),
                                        (60.0, 70.0, "SPEAKER_00", INVESTOR_OFF)])
     name_speakers(api, ids["r_inv"], {"SPEAKER_00": ids["investor"]})

@@ -8,18 +8,29 @@ from typing import Annotated
 
 import typer
 
-from service.cli.common import fail, load_settings
+from service.cli.common import archive_name, fail, load_settings
 from service.config import Settings
 
 
 def migrate() -> None:
-    """Bring the database schema to the latest version."""
+    """Create the archive, or bring its database to the latest schema."""
     from service.db import make_engine
     from service.db import migrate as run_migrations
 
     settings = load_settings()
     run_migrations(make_engine(settings), settings)
-    typer.echo("database is at the latest schema")
+    typer.echo(f"the archive at {archive_name(settings)} is at the latest schema")
+
+
+def banner(settings: Settings) -> str:
+    """What `serve` (and so `make run`) prints before the server starts: where to go."""
+    base = f"http://{settings.host}:{settings.port}"
+    return (f"Sourcebook on {base}\n"
+            f"  Web pages: {base}/login  (sign in with a token)\n"
+            f"  API docs:  {base}/docs\n"
+            f"  Archive:   {archive_name(settings)}\n"
+            "The server runs in the foreground of this terminal: press Ctrl-C to stop it, "
+            "and use another terminal for `sourcebook` commands or curl.")
 
 
 def serve(
@@ -43,8 +54,7 @@ def serve(
         settings.port = port
     if admin_token:
         _print_admin_token(settings)
-    typer.echo(f"Sourcebook on http://{settings.host}:{settings.port}  "
-               f"(API docs: http://{settings.host}:{settings.port}/docs)")
+    typer.echo(banner(settings))
     log_level = os.environ.get("SOURCEBOOK_LOG_LEVEL", "info")
     processes = workers or settings.web_workers
     if processes > 1:

@@ -335,3 +335,48 @@ def test_api_docs_work_offline_under_the_csp(server: Server, browser: Any) -> No
     assert elsewhere == [], elsewhere  # nothing from a CDN: it works offline
     assert errors == [] and violations == [], (errors, violations)
     context.close()
+
+
+def test_restrictions_outside_the_recording_are_refused_and_can_be_deleted(
+        server: Server, browser: Any, tmp_path: Any) -> None:
+    """On the consent page: a span past the end is refused with the recording's length,
+    and a restriction is deleted after its confirmation is opened."""
+    import json
+
+    from tests.factories import make_tone
+
+    tone = make_tone(tmp_path / "restricted.wav", seconds=20.0, freq=523,
+                     fmt=["-ar", "8000", "-c:a", "pcm_u8"])
+    with tone.open("rb") as f:
+        r = server.api("POST", "/recordings", role="researcher",
+                       files={"file": ("restricted.wav", f, "application/octet-stream")},
+                       data={"meta": json.dumps({"title": "限制与删除", "language": "zh"})})
+    assert r.status_code == 201, r.text
+    rid = r.json()["recording"]["id"]
+    restriction = server.api("POST", f"/recordings/{rid}/restrictions", role="editor",
+                             json={"start": 5, "end": 9.5, "level": "off_record",
+                                   "reason": "私下谈话"})
+    assert restriction.status_code == 201, restriction.text
+
+    context = browser.new_context(viewport={"width": WIDE, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    violations = watch_csp(context, page)
+    sign_in(page, server, "editor", f"/consent?recording={rid}")
+    page.fill("#restriction-form input[name=start]", "1800")
+    page.fill("#restriction-form input[name=end]", "1920")
+    page.click("#restriction-form button[type=submit]")
+    page.wait_for_selector("#toast.error")
+    assert "This recording is 0:20 long" in page.text_content("#toast")
+    item = page.locator("ul.restrictions li", has_text="私下谈话")
+    assert "0:05–0:09" in item.text_content()
+    item.locator("details.delete-restriction summary").click()
+    assert "read and hear 0:05–0:09 again" in item.text_content()
+    shoot(page, "11-consent-restriction-delete")
+    item.locator("button[data-restriction]").click()
+    page.wait_for_selector("ul.restrictions li.muted:has-text('None.')")
+    listed = server.api("GET", f"/recordings/{rid}/restrictions", role="editor").json()
+    assert listed["count"] == 0
+    assert errors == [] and violations == [], (errors, violations)
+    context.close()

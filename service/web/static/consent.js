@@ -1,4 +1,4 @@
-// Editors: record consent, restrict a span, withdraw an agreement.
+// Editors: record consent, restrict a span or lift it, withdraw an agreement.
 "use strict";
 
 (() => {
@@ -35,6 +35,18 @@
       location.reload();
     } catch (err) { toast(err.message, true); }
   });
+
+  // The <details> around each button is the confirmation: a second, deliberate click.
+  const restrictions = document.querySelector("ul.restrictions");
+  for (const button of document.querySelectorAll("ul.restrictions button[data-restriction]")) {
+    button.addEventListener("click", async () => {
+      try {
+        await api("DELETE", `/api/v1/recordings/${restrictions.dataset.recording}` +
+                  `/restrictions/${button.dataset.restriction}`);
+        location.reload();
+      } catch (err) { toast(err.message, true); }
+    });
+  }
 
   for (const button of document.querySelectorAll("button.toggle-voiceprint")) {
     button.addEventListener("click", async () => {
