@@ -34,7 +34,7 @@ from service.manuscript.quotations import find_quotations
 from service.models.users import Role
 from service.samples import CALL_QUOTE, FILES
 from tests.conftest import DEFAULT_MODELS_DIR, REPO, SECRET
-from tests.factories import SEED, SEED_BOOK
+from tests.factories import SEED_BOOK_NAME, SEED_NOTES_NAME, SEEDS_DIR, seed_file
 
 BIN = Path(sys.executable).parent
 _BLOCK = re.compile(r"^```sh\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -151,17 +151,16 @@ def test_samples_without_seeds(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["s"]  # no data/ or database where it ran
 
 
-@pytest.mark.skipif(not SEED_BOOK.is_file() or not SEED.is_file(),
-                    reason="seed documents not found (SOURCEBOOK_SEEDS_DIR)")
 def test_samples_from_seeds(tmp_path: Path) -> None:
-    r = samples(tmp_path, seeds=SEED_BOOK.parent)
+    book_path, notes_path = seed_file(SEED_BOOK_NAME), seed_file(SEED_NOTES_NAME)
+    r = samples(tmp_path, seeds=book_path.parent)
     assert r.returncode == 0, r.stderr
-    assert SEED_BOOK.name in r.stdout and SEED.name in r.stdout
+    assert book_path.name in r.stdout and notes_path.name in r.stdout
     lines, outline = check_samples(tmp_path)
-    notes = SEED.read_text(encoding="utf-8").replace("**", "")
+    notes = notes_path.read_text(encoding="utf-8").replace("**", "")
     assert all(line in notes for line in lines)
     # The outline part of the seed book, without the drafts that follow it.
-    book = SEED_BOOK.read_text(encoding="utf-8")
+    book = book_path.read_text(encoding="utf-8")
     assert book.startswith(outline.rstrip("\n"))
     assert "第十六章" in outline and "1.1 全球浪潮" not in outline
 
@@ -232,7 +231,7 @@ def live(tmp_path: Path, models_dir: Path) -> Iterator[tuple[str, str, dict[str,
                SOURCEBOOK_MODELS_DIR=str(DEFAULT_MODELS_DIR), SOURCEBOOK_SECRET_KEY=SECRET,
                SOURCEBOOK_PORT=str(port), SOURCEBOOK_LOG_LEVEL="warning",
                # The seed documents where they are (the samples' own material otherwise).
-               SOURCEBOOK_SEEDS_DIR=str(SEED_BOOK.parent if SEED_BOOK.is_file()
+               SOURCEBOOK_SEEDS_DIR=str(SEEDS_DIR if (SEEDS_DIR / SEED_BOOK_NAME).is_file()
                                         else Path("/nonexistent")))
     log = root / "serve.log"
     proc = subprocess.Popen([str(BIN / "sourcebook"), "serve"], cwd=root, env=env,
