@@ -28,6 +28,7 @@ from service.errors import SourcebookError
 from service.models.clock import ACCEPTED
 from service.models.users import User
 
+STATIC_DIR = Path(__file__).parent / "static"
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 

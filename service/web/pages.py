@@ -30,8 +30,8 @@ from service.models import transcripts
 from service.models.jobs import JobState
 from service.models.recordings import ParticipantRole, Recording, RecordingSource
 from service.models.transcripts import Segment
-from service.web import STATIC_DIR, views
-from service.web.common import PageRoute, render, templates
+from service.web import views
+from service.web.common import STATIC_DIR, PageRoute, render, templates
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 

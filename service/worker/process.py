@@ -24,7 +24,7 @@ from pipelines.runner import ModelCache
 from pipelines.threads import lower_process_priority
 from service.config import Settings
 from service.storage import Storage
-from service.worker import tasks
+from service.worker import jobrows, tasks
 from service.worker.queue import HueyQueue, make_huey
 
 log = logging.getLogger("sourcebook.worker")
@@ -36,13 +36,13 @@ STOP_WAIT_S = 10.0
 
 
 def worker_context(settings: Settings, engine: Engine, storage: Storage, queue: Any,
-                   jobs_at_once: int, device: str = "cpu") -> tasks.WorkerContext:
+                   jobs_at_once: int, device: str = "cpu") -> jobrows.WorkerContext:
     """A worker's context, its models capped at the threads one job may use, on
     ``device`` (resolved by the caller: a worker on the wrong device never starts)."""
     threads = settings.threads_per_job(jobs_at_once)
     log.info("%d job thread(s), %d CPU thread(s) each, nice %d",
              jobs_at_once, threads, settings.job_nice)
-    return tasks.WorkerContext(
+    return jobrows.WorkerContext(
         settings=settings, engine=engine, storage=storage, queue=queue,
         models=ModelCache(settings.models_dir, keep=True, cpu_threads=threads, device=device))
 
