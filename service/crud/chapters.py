@@ -34,6 +34,19 @@ class ChapterProblem(Invalid):
     """A tree change that would break the tree (a cycle, an unknown parent)."""
 
 
+def chapter_label(chapter: Chapter) -> str:
+    """How people name a chapter: its number and title ("第七章 技术豪赌")."""
+    return f"{chapter.number} {chapter.title}" if chapter.number else chapter.title
+
+
+def chapter_labels(session: Session, chapter_ids: set[int]) -> dict[int, str]:
+    """id -> :func:`chapter_label` for these chapters, in one query."""
+    if not chapter_ids:
+        return {}
+    rows = session.exec(select(Chapter).where(col(Chapter.id).in_(chapter_ids))).all()
+    return {c.id: chapter_label(c) for c in rows if c.id is not None}
+
+
 def all_chapters(session: Session) -> list[Chapter]:
     return list(session.exec(select(Chapter).order_by(col(Chapter.position), col(Chapter.id))))
 
