@@ -36,9 +36,11 @@ from service.models.quotes import ChapterQuote, Quote, Usage
 from service.models.recordings import Recording
 from service.models.users import User
 from service.search.aliases import describe
-from service.web.common import PageRoute, render
+from service.web.common import PageRoute, render, templates
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
+#: Chapters are named on every page as the API names them ("第七章 技术豪赌").
+templates.env.filters["chapter_label"] = chapter_crud.chapter_label
 
 RESULTS_PER_PAGE = 20
 

@@ -132,3 +132,19 @@ def test_origin_in_words() -> None:
     assert origin("faster-whisper", "large-v3") == "transcribed by Whisper large-v3"
     assert origin("openai-whisper", "tiny.en", corrected=True) == \
         "transcribed by Whisper tiny.en, corrected"
+
+
+def test_chapter_labels_name_chapters_as_the_outline_did() -> None:
+    """An imported outline stores 第七章 as number "7"; people read 第七章 again."""
+    from service.crud.chapters import chapter_label
+    from service.models.chapters import Chapter, ChapterKind
+
+    assert chapter_label(Chapter(number="7", title="技术豪赌")) == "第七章 技术豪赌"
+    assert chapter_label(Chapter(number="16", title="终章")) == "第十六章 终章"
+    assert chapter_label(Chapter(number="2", title="启航——非共识的创立",
+                                 kind=ChapterKind.part)) == "第二编 启航——非共识的创立"
+    assert chapter_label(Chapter(number="3", title="The Bet")) == "Chapter 3 The Bet"
+    assert chapter_label(Chapter(number="2.3", title="痛苦洞察",
+                                 kind=ChapterKind.section)) == "2.3 痛苦洞察"
+    assert chapter_label(Chapter(number="第五章", title="路径选择")) == "第五章 路径选择"
+    assert chapter_label(Chapter(number=None, title="开篇")) == "开篇"

@@ -207,7 +207,7 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     article.locator(".link-form button").click()
     page.wait_for_selector(".chapter-quotes .usage-drafted")
     used = page.locator(f".quote[data-quote='{quote_id}'] .used-in").first.text_content()
-    assert used == "第一章 样本 · drafted", used
+    assert used == "第一章 样本 · drafted", used  # the outline wrote 第一章; stored as 1
     page.locator(f".quote[data-quote='{quote_id}'] .copy-citation").click()
     page.wait_for_selector(f"#citation-{quote_id}:has-text('闫俊杰')")
     page.select_option("#verify-form select[name=chapter_id]", chapter_id)
