@@ -59,8 +59,11 @@ DOCUMENT_TYPES: tuple[tuple[bytes, str, str], ...] = (
 
 def to_public(session: Session, agreement: ConsentAgreement) -> ConsentPublic:
     person = session.get(Person, agreement.person_id)
+    recording = (session.get(Recording, agreement.recording_id)
+                 if agreement.recording_id is not None else None)
     data = agreement.model_dump(exclude={"document_path"})
     return ConsentPublic(**data, person_name=person.name if person else None,
+                         recording_title=recording.title if recording else None,
                          has_document=agreement.document_path is not None)
 
 
@@ -275,8 +278,12 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def restriction_public(r: Restriction) -> RestrictionPublic:
-    return RestrictionPublic.model_validate(r, from_attributes=True)
+def restriction_public(r: Restriction, recording_title: str | None = None,
+                       ) -> RestrictionPublic:
+    """A restriction for display: the caller has its recording at hand for the title."""
+    public = RestrictionPublic.model_validate(r, from_attributes=True)
+    public.recording_title = recording_title
+    return public
 
 
 def create_restriction(session: Session, *, recording: Recording, data: RestrictionCreate,

@@ -143,6 +143,7 @@ class ConsentPublic(ConsentBase):
     id: int
     status: ConsentStatus
     person_name: str | None = None
+    recording_title: str | None = None
     has_document: bool = False
     document_sha256: str | None = None
     document_type: str | None = None
@@ -168,6 +169,7 @@ class RestrictionCreate(SQLModel):
 class RestrictionPublic(SQLModel):
     id: int
     recording_id: int
+    recording_title: str | None = None
     start: float
     end: float
     level: RestrictionLevel
@@ -262,6 +264,7 @@ class PersonRecordingUse(SQLModel):
 class PersonQuoteUse(SQLModel):
     quote_id: int
     recording_id: int | None
+    recording_title: str | None = None
     start: float
     end: float
     verbatim: str

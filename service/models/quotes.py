@@ -74,6 +74,8 @@ class QuoteUpdate(SQLModel):
 
 class QuoteChapterLink(SQLModel):
     chapter_id: int
+    #: The chapter's number and title, as people name it ("第七章 技术豪赌").
+    chapter_label: str | None = None
     usage: Usage
     note: str | None = None
 
@@ -81,6 +83,7 @@ class QuoteChapterLink(SQLModel):
 class QuotePublic(SQLModel):
     id: int
     recording_id: int | None
+    recording_title: str | None = None
     transcript_id: int | None
     transcript_version: int
     start: float
@@ -116,6 +119,7 @@ class ChapterQuoteCreate(SQLModel):
 
 class ChapterQuotePublic(SQLModel):
     chapter_id: int
+    chapter_label: str | None = None
     quote_id: int
     usage: Usage
     note: str | None

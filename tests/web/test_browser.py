@@ -144,6 +144,8 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     row.locator("a").first.click()
     page.wait_for_selector("#segments .seg")
     assert page.locator("#timeline rect").count() == page.locator(".seg").count()
+    # Where the version came from, in words (not "faster-whisper tiny.en").
+    assert "Version 1 of 1 · transcribed by Whisper" in page.text_content(".version-line")
     # The longest segment after the first (which is corrected below) is named and quoted:
     # the sample's int8 ASR cuts differ a little between CPUs, and a scrap of a few words
     # is too short for the verifier to count as a quotation.
@@ -230,10 +232,20 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     chapter = page.locator(".tree .node.depth-1:has-text('样本')")
     chapter_id = chapter.get_attribute("data-chapter")
     article = page.locator(f".quote[data-quote='{quote_id}']")
-    article.locator("select[name=chapter_id]").select_option(chapter_id)
+    # No chapter is chosen for the user: the menu starts at a placeholder that the form
+    # refuses to send, so nothing lands on the book by accident.
+    menu = article.locator("select[name=chapter_id]")
+    assert menu.input_value() == ""
+    assert menu.locator("option").first.text_content() == "Choose a chapter…"
+    article.locator(".link-form button").click()
+    assert not article.locator(".link-form").evaluate("f => f.checkValidity()")
+    assert server.api("GET", f"/quotes/{quote_id}", role="author").json()["chapters"] == []
+    menu.select_option(chapter_id)
     article.locator("select[name=usage]").select_option("drafted")
     article.locator(".link-form button").click()
     page.wait_for_selector(".chapter-quotes .usage-drafted")
+    used = page.locator(f".quote[data-quote='{quote_id}'] .used-in").first.text_content()
+    assert used == "第一章 样本 · drafted", used  # the outline wrote 第一章; stored as 1
     page.locator(f".quote[data-quote='{quote_id}'] .copy-citation").click()
     page.wait_for_selector(f"#citation-{quote_id}:has-text('闫俊杰')")
     page.select_option("#verify-form select[name=chapter_id]", chapter_id)
@@ -244,6 +256,10 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     statuses = page.locator("#verify-results .badge").all_text_contents()
     assert statuses == ["sourced", "unsourced"], statuses
     assert page.locator("#verify-results a").count() >= 1
+    # A match names the recording and the speaker, and links to that moment.
+    match = page.locator("#verify-results a.verify-match").first
+    assert "样本访谈" in match.text_content() and "闫俊杰" in match.text_content()
+    assert "/recordings/" in match.get_attribute("href") and "?t=" in match.get_attribute("href")
     shoot(page, "07-chapters")
     # A page the role may not see keeps the navigation (issue 17 item 13).
     page.goto(server.url + "/consent")
@@ -260,10 +276,16 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     report = page.locator(f"tr.clear-row[data-quote='{quote_id}']")
     assert "blocked" in report.get_attribute("class")
     assert report.locator(".reasons li").count() >= 1
+    # The table shows what the quote says, not only its number.
+    assert quote["verbatim"][:12] in report.locator(".quote-text").text_content()
     shoot(page, "08-consent-blocked")
     page.select_option("select[name=recording]", index=0)
     page.click("form:has(select[name=recording]) button[type=submit]")
     page.wait_for_selector("#consent-form")
+    # The recording's own people head the person menu.
+    groups = page.locator("#consent-form select[name=person_id] optgroup")
+    assert groups.nth(0).get_attribute("label") == "In this interview"
+    assert groups.nth(0).locator("option").all_text_contents() == ["闫俊杰"]
     page.select_option("#consent-form select[name=person_id]", label="闫俊杰")
     page.select_option("#consent-form select[name=status]", "granted")
     page.select_option("#consent-form select[name=attribution]", "on_record")
