@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pipelines.errors import ModelError
 from pipelines.types import (
@@ -29,6 +29,8 @@ from pipelines.types import (
 
 if TYPE_CHECKING:
     from pipelines.align import Aligner
+    from pipelines.asr.base import AsrBackend
+    from pipelines.diarize import Diarizer
 
 Backend = Literal["faster-whisper", "openai-whisper"]
 
@@ -96,11 +98,11 @@ class ModelCache:
     cpu_threads: int = 0
     #: "cpu" or "cuda", as :func:`pipelines.device.resolve_device` gives it.
     device: str = "cpu"
-    _asr: dict[tuple[str, str, str], Any] = field(default_factory=dict)
-    _diarizers: dict[str, Any] = field(default_factory=dict)
+    _asr: dict[tuple[str, str, str], AsrBackend] = field(default_factory=dict)
+    _diarizers: dict[str, Diarizer] = field(default_factory=dict)
     _aligners: dict[tuple[str, str, str], Aligner] = field(default_factory=dict)
 
-    def asr(self, backend: Backend, spec: str, compute_type: str) -> tuple[Any, str]:
+    def asr(self, backend: Backend, spec: str, compute_type: str) -> tuple[AsrBackend, str]:
         """A loaded ASR backend and the path it came from."""
         from pipelines.device import effective_compute_type
         from pipelines.models import resolve_ct2_model, resolve_openai_checkpoint
@@ -142,7 +144,7 @@ class ModelCache:
             self._aligners[key] = Aligner.for_backend(asr)
         return self._aligners[key]
 
-    def diarizer(self, spec: str | None) -> Any:
+    def diarizer(self, spec: str | None) -> Diarizer:
         from pipelines.diarize import load_diarizer
         from pipelines.models import resolve_diarization_pipeline
 
