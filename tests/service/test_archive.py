@@ -73,6 +73,10 @@ def populate(api: Any, tmp_path: Path) -> dict[str, int]:
     r = api.client.patch(f"/api/v1/segments/{ids['segment']}", headers=api.headers("researcher"),
                          json={"text": book.LUO_Q.replace("怎么", "如何")})
     assert r.status_code == 200, r.text
+    r = api.client.post("/api/v1/glossary", headers=api.headers("researcher"),
+                        json={"term": "稀宇科技", "aliases": ["MiniMax", "海螺AI"],
+                              "kind": "organisation"})
+    assert r.status_code == 201, r.text
     with Session(api.engine) as session:
         # A parent with a higher id than its child, as after re-organising the outline.
         epilogue = Chapter(title="尾声：港股敲钟之后", kind=ChapterKind.part, position=9)
