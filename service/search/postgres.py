@@ -1,5 +1,6 @@
-"""Search on PostgreSQL: ``to_tsvector('simple', search_text)`` under a partial GIN
-index finds the candidates; LIKE on the spaced text checks the phrases."""
+"""Search on PostgreSQL: ``search_vector(search_text)`` (the ``simple`` tsvector of
+the tokens and of every pair of adjacent CJK characters, migration 0012) under a
+partial GIN index finds the candidates; LIKE on the spaced text checks the phrases."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col
 
+from pipelines.text import is_cjk
 from service.models.transcripts import Segment
 from service.models.users import User
 from service.search import scope
@@ -46,16 +48,38 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _cjk(token: str) -> bool:
+    return len(token) == 1 and is_cjk(token)
+
+
+def _lexemes(phrase: Phrase) -> list[str]:
+    """tsquery operands for ``phrase``: the pairs of its adjacent CJK characters (模型 for
+    模 型) and its tokens that are in no pair, quoted; a prefix phrase's last token ``:*``.
+
+    A word of n CJK characters is then n - 1 bigram lexemes, each far rarer than its
+    characters: 模型 is one posting list, not the intersection of those of 模 and 型.
+    """
+    tokens = phrase.tokens
+    paired = [i for i in range(len(tokens) - 1) if _cjk(tokens[i]) and _cjk(tokens[i + 1])]
+    covered = {j for i in paired for j in (i, i + 1)}
+    out = [_quoted(tokens[i] + tokens[i + 1]) for i in paired]
+    for i, token in enumerate(tokens):
+        if i not in covered:
+            # A prefix phrase ends in a non-CJK token (parse_query), so in no pair.
+            last = phrase.prefix and i == len(tokens) - 1
+            out.append(_quoted(token) + (":*" if last else ""))
+    return out
+
+
+def _quoted(lexeme: str) -> str:
+    return f"'{lexeme.replace(chr(39), chr(39) * 2)}'"
+
+
 def _tokens(phrases: tuple[Phrase, ...]) -> list[str]:
-    """tsquery operands of the phrases' tokens, quoted; a prefix phrase's last one ``:*``."""
+    """The tsquery operands of all ``phrases``, each once."""
     out: list[str] = []
     for phrase in phrases:
-        for i, tok in enumerate(phrase.tokens):
-            term = f"'{tok.replace(chr(39), chr(39) * 2)}'"
-            if phrase.prefix and i == len(phrase.tokens) - 1:
-                term += ":*"
-            if term not in out:
-                out.append(term)
+        out += [term for term in _lexemes(phrase) if term not in out]
     return out
 
 
@@ -73,7 +97,7 @@ def postgres_page(session: Session, parsed: ParsedQuery, conds: list[Any], *, li
     Counting and ranking are bounded as on SQLite (COUNT_CAP, RANK_WINDOW).
     """
     # Must be the GIN index's expression exactly, or PostgreSQL scans every segment.
-    vector = sa.func.to_tsvector(sa.literal_column("'simple'"), col(Segment.search_text))
+    vector = sa.func.search_vector(col(Segment.search_text))
     padded = sa.literal(" ") + col(Segment.search_text) + sa.literal(" ")
     names = iter(range(10_000))
 
