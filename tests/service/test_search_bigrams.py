@@ -242,3 +242,31 @@ def test_a_two_character_word_is_one_bigram_lookup_in_the_index(
     assert "Bitmap Index Scan on ix_segment_search" in plan, plan
     # One lexeme, the bigram: not '模' & '型'.
     assert "Index Cond: (search_vector((search_text)::text) @@ '''模型'''::tsquery)" in plan, plan
+
+
+@pytest.mark.postgres
+def test_the_newest_window_is_the_same_walked_or_looked_up(
+        engines: dict[str, sa.Engine], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the count cap, the newest matches of a common word come from a walk down the
+    primary key, of a rarer one from the GIN index: both give the same page, with
+    SQLite's window (ranked by length in characters there, in bytes here) and tail."""
+    from service.search import postgres, scope
+
+    monkeypatch.setattr(scope, "COUNT_CAP", 10)
+    monkeypatch.setattr(scope, "RANK_WINDOW", 6)
+    person = _load_person_id(engines["postgres"])
+    for q, flt in (("模型", {}), ("的", {}), ("agent*", {}), ("闫俊杰", {}),
+                   ("的", {"person_id": person})):
+        with Session(engines["sqlite"]) as session:
+            want = [h.segment_id for h in search_results(
+                session, user=EDITOR, q=q, limit=30, **flt).hits]
+        pages: list[list[int]] = []
+        for walk_rows in (0, 10**9):
+            monkeypatch.setattr(postgres, "WALK_ROWS", walk_rows)
+            with Session(engines["postgres"]) as session:
+                found = search_results(session, user=EDITOR, q=q, limit=30, **flt)
+            assert (found.count, found.count_exact, found.ranked_within) == (10, False, 6)
+            got = [h.segment_id for h in found.hits]
+            assert set(got[:6]) == set(want[:6]) and got[6:] == want[6:], (q, flt, walk_rows)
+            pages.append(got)
+        assert pages[0] == pages[1], q
