@@ -162,6 +162,19 @@ def postgres_page(session: Session, parsed: ParsedQuery, conds: list[Any], *, li
     # building the bitmap of two common characters alone costs ~250 ms at 1 M segments,
     # so it is not repeated for the window.
     cap = scope.COUNT_CAP + 1
+    walked = _walk_common(session, rowwise, cap)
+    if walked is not None:
+        # More than COUNT_CAP matches, the newest first: the window is their head.
+        head: list[int] = []
+        if offset < scope.RANK_WINDOW:
+            head = _ranked(session, walked[:scope.RANK_WINDOW], score, limit, offset)
+        if len(head) < limit:
+            skip = max(0, offset - scope.RANK_WINDOW)
+            head += id_list(session, sa.select(col(Segment.id))
+                            .where(*where, col(Segment.id) < min(walked[:scope.RANK_WINDOW]))
+                            .order_by(col(Segment.id).desc()).limit(limit - len(head))
+                            .offset(skip))
+        return head, scope.COUNT_CAP, False, scope.RANK_WINDOW
     if split is None:
         found = id_list(session, sa.select(col(Segment.id)).where(*where).limit(cap))
         density = _density(found)
@@ -189,15 +202,9 @@ def postgres_page(session: Session, parsed: ParsedQuery, conds: list[Any], *, li
     else:
         candidates = _newest_matches(session, where, rowwise, density)
     boundary = min(candidates)
-    # The candidates are scored by primary key: no third pass over the GIN bitmap.
-    in_window = col(Segment.id) == sa.func.any(
-        sa.bindparam("candidates", candidates, type_=postgresql.ARRAY(sa.Integer)))
     page: list[int] = []
     if offset < scope.RANK_WINDOW:
-        ranked = (sa.select(col(Segment.id).label("id"), score.label("score"))
-                  .where(in_window).cte().prefix_with("MATERIALIZED"))
-        page = id_list(session, sa.select(ranked.c.id)
-                    .order_by(ranked.c.score.desc(), ranked.c.id).limit(limit).offset(offset))
+        page = _ranked(session, candidates, score, limit, offset)
     if windowed and len(page) < limit:
         skip = max(0, offset - scope.RANK_WINDOW)
         if exact:
@@ -208,6 +215,45 @@ def postgres_page(session: Session, parsed: ParsedQuery, conds: list[Any], *, li
                          .order_by(col(Segment.id).desc()).limit(limit - len(page))
                          .offset(skip))
     return page, count, exact, scope.RANK_WINDOW if windowed else None
+
+
+def _ranked(session: Session, candidates: list[int], score: Any, limit: int,
+            offset: int) -> list[int]:
+    """One page of ``candidates`` by relevance, scored by primary key (no GIN pass)."""
+    in_window = col(Segment.id) == sa.func.any(
+        sa.bindparam("candidates", candidates, type_=postgresql.ARRAY(sa.Integer)))
+    ranked = (sa.select(col(Segment.id).label("id"), score.label("score"))
+              .where(in_window).cte().prefix_with("MATERIALIZED"))
+    return id_list(session, sa.select(ranked.c.id)
+                   .order_by(ranked.c.score.desc(), ranked.c.id).limit(limit).offset(offset))
+
+
+#: How many of the newest segments a query samples first, to tell a common word.
+PROBE_ROWS = 2_000
+
+
+#: A word this dense in the sample is counted by walking: ~13 000 rows for 的 at 74 %.
+COMMON_DENSITY = 0.2
+
+
+def _walk_common(session: Session, rowwise: list[Any], cap: int) -> list[int] | None:
+    """For a word in a fifth or more of the newest segments, its newest ``cap`` matches
+    by walking the primary key with the row-wise test, or None (not common, or fewer).
+
+    GIN has no scan that stops early: any query through it first builds the bitmap of
+    every posting (模型: 240 000 at 1 M segments, ~100 ms), while ``cap`` matches of a
+    common word lie within a few tens of thousands of the newest rows.
+    """
+    top = session.connection().execute(sa.select(sa.func.max(Segment.id))).scalar_one() or 0
+    sample = id_list(session, sa.select(col(Segment.id))
+                     .where(*rowwise, col(Segment.id) > top - PROBE_ROWS))
+    density = len(sample) / PROBE_ROWS
+    if density < COMMON_DENSITY:
+        return None
+    found = id_list(session, sa.select(col(Segment.id))
+                    .where(*rowwise, col(Segment.id) > top - int(2 * cap / density))
+                    .order_by(col(Segment.id).desc()).limit(cap))
+    return found if len(found) == cap else None
 
 
 def _density(found: list[int]) -> float:

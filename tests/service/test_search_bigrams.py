@@ -247,8 +247,8 @@ def test_a_two_character_word_is_one_bigram_lookup_in_the_index(
 @pytest.mark.postgres
 def test_the_newest_window_is_the_same_walked_or_looked_up(
         engines: dict[str, sa.Engine], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past the count cap, the newest matches of a common word come from a walk down the
-    primary key, of a rarer one from the GIN index: both give the same page, with
+    """Past the count cap, the matches of a common word come from a walk down the
+    primary key, of a rarer one from the GIN index: all ways give the same page, with
     SQLite's window (ranked by length in characters there, in bytes here) and tail."""
     from service.search import postgres, scope
 
@@ -261,12 +261,14 @@ def test_the_newest_window_is_the_same_walked_or_looked_up(
             want = [h.segment_id for h in search_results(
                 session, user=EDITOR, q=q, limit=30, **flt).hits]
         pages: list[list[int]] = []
-        for walk_rows in (0, 10**9):
+        # GIN then a GIN window; GIN then a walked window; counted by walking alone.
+        for walk_rows, common in ((0, 2.0), (10**9, 2.0), (10**9, 0.0)):
             monkeypatch.setattr(postgres, "WALK_ROWS", walk_rows)
+            monkeypatch.setattr(postgres, "COMMON_DENSITY", common)
             with Session(engines["postgres"]) as session:
                 found = search_results(session, user=EDITOR, q=q, limit=30, **flt)
             assert (found.count, found.count_exact, found.ranked_within) == (10, False, 6)
             got = [h.segment_id for h in found.hits]
             assert set(got[:6]) == set(want[:6]) and got[6:] == want[6:], (q, flt, walk_rows)
             pages.append(got)
-        assert pages[0] == pages[1], q
+        assert pages[0] == pages[1] == pages[2], q
