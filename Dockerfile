@@ -12,8 +12,11 @@ COPY pipelines ./pipelines
 COPY recordings/README.md ./recordings/README.md
 COPY transcripts/README.md ./transcripts/README.md
 
-# In a container the index's torch 2.13.0 CPU wheel comes from the PyTorch CPU index.
-ENV PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu \
+# In a container the index's torch 2.13.0 CPU wheel comes from the PyTorch CPU index. The
+# GPU worker (docker-compose.yml, profile gpu) builds with a CUDA index here instead; its
+# torch wheel brings the CUDA libraries, and CTranslate2's PyPI wheel has CUDA built in.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ENV PIP_EXTRA_INDEX_URL=${TORCH_INDEX_URL} \
     PYANNOTE_METRICS_ENABLED=0 \
     SOURCEBOOK_MODELS_DIR=/app/models \
     SOURCEBOOK_RECORDINGS_DIR=/data/recordings \

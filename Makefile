@@ -12,12 +12,15 @@ export PYANNOTE_METRICS_ENABLED := 0
 
 setup: system-deps $(STAMP) models
 
-# ffmpeg decodes every upload; espeak-ng makes the synthetic multi-voice test fixtures;
-# chromium drives the browser tests. Installed only where missing (needs root or sudo).
+# ffmpeg decodes every upload; espeak-ng makes the synthetic multi-voice test fixtures and
+# `sourcebook samples`' Mandarin clip; jq reads ids in the README walkthrough (run by
+# tests/service/test_readme.py); chromium drives the browser tests. Installed only where
+# missing (needs root or sudo).
 system-deps:
 	@missing=""; \
 	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	command -v jq >/dev/null || missing="$$missing jq"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	[ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || missing="$$missing fonts-noto-cjk"; \
 	if [ -n "$$missing" ]; then \

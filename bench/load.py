@@ -17,8 +17,16 @@ what the web pages and API clients do most:
 It reports requests/s, p50/p95/p99 latency and errors (status >= 400 or a transport
 error) per endpoint and overall, and writes them as JSON with ``--out``.
 
+``--with-job`` measures the API beside a running transcription, in the same run: first
+the load on an idle machine, then the same load again while a job runs. ``embedded``
+(the default of the flag) uploads the pyannote sample looped to ``--job-minutes`` to the
+server itself, whose embedded worker (the `serve` default without Redis) runs it; ``cli``
+runs `sourcebook transcribe` on it beside the server instead, as a user at a terminal
+would; ``embedded,cli`` measures both. It prints p95 idle vs with the job.
+
     .venv/bin/python bench/load.py                      # 60 s, 50 clients
     .venv/bin/python bench/load.py --seconds 10 --reuse # a quick look
+    .venv/bin/python bench/load.py --think 1 --seconds 20 --with-job embedded,cli
 """
 
 from __future__ import annotations
@@ -234,6 +242,76 @@ async def run_load(base: str, token: str, clients: int, seconds: float,
             "error_samples": {k: v[:5] for k, v in errors.items()}}
 
 
+def looped_sample(out: Path, minutes: float) -> Path:
+    """The pyannote sample (two people on the phone) looped to ``minutes``."""
+    import pyannote.audio
+
+    src = Path(pyannote.audio.__file__).parent / "sample" / "sample.wav"
+    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+                    "-stream_loop", "-1", "-i", str(src), "-t", str(minutes * 60),
+                    "-ac", "1", "-ar", "16000", str(out)], check=True)
+    return out
+
+
+def job_state(base: str, token: str, job_id: int) -> dict[str, Any]:
+    r = httpx.get(f"{base}/api/v1/jobs/{job_id}", timeout=10,
+                  headers={"Authorization": f"Bearer {token}"})
+    r.raise_for_status()
+    state: dict[str, Any] = r.json()
+    return state
+
+
+def with_job(how: str, base: str, token: str, audio: Path, env: dict[str, str], tmp: Path,
+             args: argparse.Namespace) -> dict[str, Any]:
+    """The load again while a transcription runs: the server's own worker runs it
+    (``embedded``), or `sourcebook transcribe` beside the server (``cli``)."""
+    proc: subprocess.Popen[bytes] | None = None
+    job_id: int | None = None
+    if how == "embedded":
+        with audio.open("rb") as f:
+            r = httpx.post(f"{base}/api/v1/recordings", timeout=120,
+                           headers={"Authorization": f"Bearer {token}"},
+                           files={"file": (f"job-{time.time_ns()}.wav", f, "audio/wav")},
+                           data={"meta": json.dumps({"title": f"load job {time.time_ns()}",
+                                                     "language": "en"})})
+        r.raise_for_status()
+        job_id = int(r.json()["job"]["id"])
+        # Measure model work, not the upload's normalising: wait for the ASR to start,
+        # then for its model to load.
+        for _ in range(1200):
+            state = job_state(base, token, job_id)
+            if state["state"] != "queued" and state["stage"] != "normalise":
+                break
+            time.sleep(0.25)
+        label = "embedded worker job"
+    else:
+        out = tmp / "cli"
+        out.mkdir(exist_ok=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "transcribe", str(audio), "--language", "en",
+             "--out", str(out)], cwd=REPO, env=env,
+            stdout=(tmp / "transcribe.log").open("wb"), stderr=subprocess.STDOUT)
+        label = "`sourcebook transcribe` beside"
+    time.sleep(5)  # the models load
+    try:
+        measured = asyncio.run(run_load(base, token, args.clients, args.seconds, {
+            "recording": list(args.ids["recording"]), "job": list(args.ids["job"])},
+            args.seed + 1, args.think, args.mix))
+        if job_id is not None:
+            throughout = job_state(base, token, job_id)["state"] == "running"
+        else:
+            assert proc is not None
+            throughout = proc.poll() is None
+    finally:
+        if job_id is not None:
+            httpx.post(f"{base}/api/v1/jobs/{job_id}/cancel", timeout=30,
+                       headers={"Authorization": f"Bearer {token}"})
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return measured | {"label": label, "job_ran_throughout": throughout}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60)
@@ -251,6 +329,12 @@ def main() -> None:
     ap.add_argument("--mix", type=parse_mix, default=MIX,
                     help="request mix, e.g. 'job=1' or 'search=2,transcript=1' "
                          "(default: search=0.4,transcript=0.3,job=0.3)")
+    ap.add_argument("--with-job", nargs="?", const="embedded", default="",
+                    help="also measure while a job runs: 'embedded' (the server's own "
+                         "worker), 'cli' (`sourcebook transcribe` beside it) or both, "
+                         "comma-separated")
+    ap.add_argument("--job-minutes", type=float, default=6,
+                    help="audio of the job: long enough to outlast the measurement")
     ap.add_argument("--seed", type=int, default=20261125)
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
     args = ap.parse_args()
@@ -283,14 +367,23 @@ def main() -> None:
                "job": list(conn.execute(sa.text("SELECT id FROM job")).scalars())}
     info |= counts(engine)
     engine.dispose()
+    args.ids = ids
 
+    jobs = [j.strip() for j in args.with_job.split(",") if j.strip()]
+    unknown = set(jobs) - {"embedded", "cli"}
+    if unknown:
+        ap.error(f"--with-job: unknown {sorted(unknown)}; use embedded and/or cli")
     port = free_port()
+    models_dir = os.environ.get("SOURCEBOOK_MODELS_DIR", str(REPO / "models"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCEBOOK_")} | {
+        "SOURCEBOOK_MODELS_DIR": models_dir,
         "SOURCEBOOK_DATABASE_URL": args.database_url, "SOURCEBOOK_SECRET_KEY": SECRET,
         "SOURCEBOOK_DATA_DIR": str(tmp / "data"),
         "SOURCEBOOK_RECORDINGS_DIR": str(tmp / "recordings"),
         "SOURCEBOOK_TRANSCRIPTS_DIR": str(tmp / "transcripts"),
-        "SOURCEBOOK_EMBEDDED_WORKERS": "0", "SOURCEBOOK_LOG_LEVEL": "warning",
+        # The embedded worker (a child process of `serve`) only when it is measured.
+        "SOURCEBOOK_EMBEDDED_WORKERS": "1" if "embedded" in jobs else "0",
+        "SOURCEBOOK_LOG_LEVEL": "warning",
         "PYANNOTE_METRICS_ENABLED": "0"}
     log = (tmp / "serve.log").open("wb")
     server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port),
@@ -310,6 +403,13 @@ def main() -> None:
         load_before = os.getloadavg()[0]
         result = asyncio.run(run_load(base, token, args.clients, args.seconds, ids, args.seed,
                                       args.think, args.mix))
+        beside: dict[str, Any] = {}
+        if jobs:
+            audio = looped_sample(tmp / "job.wav", args.job_minutes)
+        for how in jobs:
+            print(f"running {args.clients} clients for {args.seconds:.0f} s beside a "
+                  f"{how} job ...", flush=True)
+            beside[how] = with_job(how, base, token, audio, env, tmp, args)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -328,6 +428,19 @@ def main() -> None:
               f"{row['p95_ms']} | {row['p99_ms']} | {row['errors']} |")
     if result["error_samples"]:
         print("error samples:", json.dumps(result["error_samples"], ensure_ascii=False)[:2000])
+    if beside:
+        result["with_job"] = beside
+        idle = result["endpoints"]["overall"]
+        print("\n| case | requests | p50 ms | p95 ms | p99 ms | errors | p95 / idle |")
+        print("|---|---|---|---|---|---|---|")
+        print(f"| idle | {idle['requests']} | {idle['p50_ms']} | {idle['p95_ms']} | "
+              f"{idle['p99_ms']} | {idle['errors']} | 1.00 |")
+        for measured in beside.values():
+            row = measured["endpoints"]["overall"]
+            note = "" if measured["job_ran_throughout"] else " (the job ended during the run)"
+            print(f"| {measured['label']}{note} | {row['requests']} | {row['p50_ms']} | "
+                  f"{row['p95_ms']} | {row['p99_ms']} | {row['errors']} | "
+                  f"{row['p95_ms'] / idle['p95_ms']:.2f} |")
     if args.out:
         args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
 

@@ -1,8 +1,10 @@
 """Search benchmark: N generated segments, SQLite FTS5 and PostgreSQL, vs a plain LIKE scan.
 
-Text is cut from the seed documents (../shared/seeds: interview notes, the book draft,
-articles): clauses of real mixed Chinese/English sentences stitched into segments of
-about 7 s (1 000 000 segments ~ 2 000 hours), plus one segment in ten of English made
+Text is cut from the seed documents (SOURCEBOOK_SEEDS_DIR, default ../shared/seeds:
+interview notes, the book draft, articles; without them the repository's own book draft
+and interview notes in tests/fixtures, a smaller vocabulary): clauses of real mixed
+Chinese/English sentences stitched into segments of about 7 s (1 000 000 segments
+~ 2 000 hours), plus one segment in ten of English made
 from the seeds' English word frequencies. Everything is loaded through
 ``service.crud.transcripts.add_version``, the write path of the worker and imports,
 one recording (``--per-recording`` segments) per transaction.
@@ -47,7 +49,8 @@ from service.models.transcripts import Segment  # noqa: E402
 from service.models.users import Role, User  # noqa: E402
 from service.search import search_results  # noqa: E402
 
-SEEDS = Path(os.environ.get("SOURCEBOOK_SEEDS_DIR", REPO.parent / "shared" / "seeds"))
+SEEDS = Path(os.environ.get("SOURCEBOOK_SEEDS_DIR") or REPO.parent / "shared" / "seeds")
+FIXTURES = REPO / "tests" / "fixtures"
 SECRET = "bench-secret"
 SECONDS_PER_SEGMENT = 7.2
 
@@ -77,7 +80,12 @@ LIKE_QUERIES: list[tuple[str, str]] = [
 
 def seed_text() -> str:
     parts = []
-    for path in sorted(SEEDS.glob("*.txt")):
+    paths = sorted(SEEDS.glob("*.txt")) if SEEDS.is_dir() else []
+    if not paths:
+        print(f"seed material not found at {SEEDS}; using tests/fixtures "
+              "(set SOURCEBOOK_SEEDS_DIR for the seeds)", file=sys.stderr)
+        paths = [FIXTURES / "book_draft.md", FIXTURES / "interview_notes.md"]
+    for path in paths:
         text = path.read_text(encoding="utf-8")
         text = re.sub(r"\*+|#+|^>\s*|^-\s+|^---$", "", text, flags=re.M)
         parts.append(text)

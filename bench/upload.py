@@ -80,6 +80,8 @@ def main() -> None:
             "SOURCEBOOK_MAX_UPLOAD_MB": str(args.size_mb + 64),
             "SOURCEBOOK_LOG_LEVEL": "warning",
         }
+        subprocess.run([sys.executable, "-m", "service.cli", "migrate"], env=env, cwd=REPO,
+                       check=True, capture_output=True)
         token = subprocess.run(
             [sys.executable, "-m", "service.cli", "users", "create", "bench", "--role",
              "researcher"], env=env, cwd=REPO, check=True, capture_output=True, text=True,

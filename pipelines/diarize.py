@@ -38,8 +38,9 @@ class Diarizer:
     path: Path
 
 
-def load_diarizer(path: Path) -> Diarizer:
-    """Load the pyannote pipeline in directory ``path`` (its ``config.yaml``); CPU, no network."""
+def load_diarizer(path: Path, device: str = "cpu") -> Diarizer:
+    """Load the pyannote pipeline in directory ``path`` (its ``config.yaml``) on ``device``
+    ("cpu" or "cuda"); no network."""
     # Confidential interviews: pyannote must not send usage metrics. Set before importing it.
     os.environ["PYANNOTE_METRICS_ENABLED"] = "0"
     if not (path / "config.yaml").is_file():
@@ -57,6 +58,16 @@ def load_diarizer(path: Path) -> Diarizer:
         raise ModelError(f"cannot load the diarization pipeline at {path}: {exc}") from exc
     if pipeline is None:
         raise ModelError(f"cannot load the diarization pipeline at {path}")
+    if device != "cpu":
+        # pyannote loads on the CPU; the waveform stays there too (its inference moves the
+        # chunks, our CAM++ step moves its blocks).
+        import torch
+
+        try:
+            pipeline.to(torch.device(device))
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"cannot move the diarization pipeline at {path} to "
+                             f"{device}: {exc}") from exc
     return Diarizer(pipeline=pipeline, path=path)
 
 

@@ -94,13 +94,18 @@ class ModelCache:
     models_dir: Path
     keep: bool = True
     cpu_threads: int = 0
+    #: "cpu" or "cuda", as :func:`pipelines.device.resolve_device` gives it.
+    device: str = "cpu"
     _asr: dict[tuple[str, str, str], Any] = field(default_factory=dict)
     _diarizers: dict[str, Any] = field(default_factory=dict)
     _aligners: dict[tuple[str, str, str], Aligner] = field(default_factory=dict)
 
     def asr(self, backend: Backend, spec: str, compute_type: str) -> tuple[Any, str]:
         """A loaded ASR backend and the path it came from."""
+        from pipelines.device import effective_compute_type
         from pipelines.models import resolve_ct2_model, resolve_openai_checkpoint
+
+        compute_type = effective_compute_type(self.device, compute_type)
 
         if backend == "faster-whisper":
             path = resolve_ct2_model(spec, self.models_dir)
@@ -116,12 +121,14 @@ class ModelCache:
                 from pipelines.asr.faster import load_faster_whisper
 
                 self._asr[key] = load_faster_whisper(
-                    path, compute_type=compute_type, cpu_threads=self.cpu_threads
+                    path, compute_type=compute_type, cpu_threads=self.cpu_threads,
+                    device=self.device,
                 )
             else:
                 from pipelines.asr.openai import load_openai_whisper
 
-                self._asr[key] = load_openai_whisper(path, threads=self.cpu_threads or None)
+                self._asr[key] = load_openai_whisper(path, threads=self.cpu_threads or None,
+                                                      device=self.device)
         return self._asr[key], str(path)
 
     def aligner(self, backend: Backend, spec: str, compute_type: str) -> Aligner:
@@ -141,7 +148,7 @@ class ModelCache:
 
         path = resolve_diarization_pipeline(spec, self.models_dir)
         if str(path) not in self._diarizers:
-            self._diarizers[str(path)] = load_diarizer(path)
+            self._diarizers[str(path)] = load_diarizer(path, device=self.device)
         return self._diarizers[str(path)]
 
     def release(self) -> None:

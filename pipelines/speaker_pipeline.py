@@ -165,7 +165,7 @@ class SourcebookDiarization(SpeakerDiarization):  # type: ignore[misc]
                                 + chunk_frames] for c in ids]
                     )
                     w = _resample(torch.from_numpy(masks[ids.start : ids.stop]), chunk_frames)
-                    out[ids.start : ids.stop] = model.pool(x, w).numpy()
+                    out[ids.start : ids.stop] = model.pool(x, w.to(x.device)).cpu().numpy()
                 next_chunk = ready
                 if next_chunk < num_chunks:
                     keep = starts[next_chunk] - buffer_start
@@ -272,7 +272,7 @@ class RecordingEmbedder:
                 frames = F.pad(frames, (0, chunk_frames - frames.shape[1]))
                 mask = torch.from_numpy(np.asarray(masks[i], dtype=np.float32))
                 w = _resample(mask[None, None, :], chunk_frames)[0]
-                out[i] = self._model.pool(frames[None], w).numpy()[0]
+                out[i] = self._model.pool(frames[None], w.to(frames.device)).cpu().numpy()[0]
         return out
 
 
@@ -295,7 +295,9 @@ def _block_features(
     short = (end - start) * _HOP + 400 - 160 - span.shape[0]
     if short > 0:
         span = F.pad(span, (0, short))
-    feats = model.compute_fbank(span[None, None, :])
+    # The recording stays in host memory; only this span goes to the model's device (a
+    # no-op on the CPU), and the features stay there until pooled.
+    feats = model.compute_fbank(span[None, None, :].to(model.device))
     frames: torch.Tensor = model.frames(feats)[0]
     return frames[:, core_start - start : core_end - start]
 

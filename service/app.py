@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,9 +14,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
+from pipelines.device import resolve_device
 from pipelines.errors import ModelError
 from pipelines.models import resolve_ct2_model, resolve_diarization_pipeline
-from pipelines.runner import ModelCache
 from service import visibility
 from service.api import (
     audit,
@@ -42,7 +42,7 @@ from service.crud.recordings import finish_interrupted_placements
 from service.db import DB_UNAVAILABLE_ERRORS, make_engine, migrate
 from service.errors import SourcebookError
 from service.storage import Storage
-from service.worker import tasks
+from service.worker.process import start_embedded
 from service.worker.queue import HueyQueue, JobQueue, make_huey
 
 log = logging.getLogger("sourcebook")
@@ -59,29 +59,15 @@ def _models_problem(settings: Settings) -> str | None:
     return None
 
 
-def _start_embedded_workers(
-    settings: Settings, engine: object, storage: Storage, jobs: JobQueue
-) -> Callable[[], None] | None:
-    """Without Redis, `serve` runs the queue consumers in-process (the laptop setup)."""
-    if settings.redis_url or settings.embedded_workers <= 0 or not isinstance(jobs, HueyQueue):
-        return None
-    ctx = tasks.WorkerContext(
-        settings=settings, engine=engine, storage=storage,  # type: ignore[arg-type]
-        models=ModelCache(settings.models_dir, keep=True), queue=jobs,
-    )
-    tasks.set_context(ctx)
-    consumer = jobs.consumer(settings.embedded_workers, embedded=True)
-    consumer.start()
-    recovery = tasks.Recovery(ctx)
-    recovery.start()
-    log.info("embedded queue: %d worker thread(s)", settings.embedded_workers)
+def _worker_device(settings: Settings) -> tuple[str, str | None]:
+    """(device, problem): where this process's job threads run models, as /readyz shows it.
 
-    def stop() -> None:
-        recovery.stop()
-        consumer.stop(graceful=False)
-        tasks.set_context(None)
-
-    return stop
+    SOURCEBOOK_DEVICE=cpu (the default) imports nothing; auto and cuda look for a device.
+    """
+    try:
+        return resolve_device(settings.device), None
+    except ModelError as exc:
+        return settings.device, str(exc)
 
 
 def create_app(settings: Settings | None = None, *, queue: JobQueue | None = None) -> FastAPI:
@@ -112,7 +98,14 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         jobs: JobQueue = queue if queue is not None else HueyQueue(make_huey(settings))
         app.state.jobs = jobs
         app.state.models_problem = lambda: _models_problem(settings)
-        embedded = _start_embedded_workers(settings, engine, storage, jobs)
+        device, app.state.device_problem = _worker_device(settings)
+        app.state.device = device
+        if app.state.device_problem:
+            # Jobs stay queued rather than fail one by one; /readyz names the fix.
+            log.error("no embedded job threads: %s", app.state.device_problem)
+            embedded = None
+        else:
+            embedded = start_embedded(settings, engine, storage, jobs, device)
         try:
             yield
         finally:

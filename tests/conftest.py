@@ -90,6 +90,9 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         "models_dir": DEFAULT_MODELS_DIR,
         "secret_key": SECRET,
         "embedded_workers": 0,
+        # In-process job threads share the test's monkeypatches and skip a process
+        # start; test_embedded_worker runs the real `serve` default (a child process).
+        "embedded_mode": "thread",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -6,7 +6,10 @@
 - restrictions, directly (``restrict``) or through the consent API (``restrict_via_api``);
 - chapters, quotes and their links written straight to the database, and consent records
   through the API, for the book-level tests (``small_book``);
-- the 闫俊杰 / 罗永浩 conversation from the seed notes as a transcript (``interview``).
+- the 周晓岚 / 林知远 conversation from the repository's own interview notes as a transcript
+  (``interview``);
+- the book draft and interview notes under ``tests/fixtures`` (``BOOK``, ``NOTES``: fictional
+  people and company), and real seed material where present (``seed_file``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlmodel import Session, select
 
 from service.crud.transcripts import SegmentIn, add_version
@@ -34,10 +38,34 @@ REPO = Path(__file__).resolve().parent.parent
 SITE = REPO / ".venv" / "lib" / "python3.11" / "site-packages"
 PYANNOTE_SAMPLE = SITE / "pyannote" / "audio" / "sample" / "sample.wav"
 
-#: Seed material: SOURCEBOOK_SEEDS_DIR, by default ../shared/seeds beside the repository.
-SEEDS_DIR = Path(os.environ.get("SOURCEBOOK_SEEDS_DIR", REPO.parent / "shared" / "seeds"))
-SEED_BOOK = SEEDS_DIR / "000_a6533fb138b35a81.txt"
-SEED = SEEDS_DIR / "001_23701809df0781c4.txt"
+#: Text the repository holds, so that a clone passes its tests on its own: a book outline
+#: and draft with many quotations, and notes of two interviews (all people fictional).
+FIXTURES = REPO / "tests" / "fixtures"
+BOOK = FIXTURES / "book_draft.md"
+NOTES = FIXTURES / "interview_notes.md"
+
+#: Real seed material, optional: SOURCEBOOK_SEEDS_DIR, by default ../shared/seeds beside
+#: the repository. Only tests written for that material use it, through ``seed_file``.
+SEEDS_DIR = Path(os.environ.get("SOURCEBOOK_SEEDS_DIR") or REPO.parent / "shared" / "seeds")
+SEED_BOOK_NAME = "000_a6533fb138b35a81.txt"
+SEED_NOTES_NAME = "001_23701809df0781c4.txt"
+
+
+def seed_file(name: str) -> Path:
+    """A seed document, or skip the calling test (call it inside a test, never at import)."""
+    path = SEEDS_DIR / name
+    if not path.is_file():
+        pytest.skip(f"seed material not found at {path}; set SOURCEBOOK_SEEDS_DIR")
+    return path
+
+
+def seed_files(pattern: str = "*.txt") -> list[Path]:
+    """Every seed document matching ``pattern``, or skip the calling test."""
+    paths = sorted(SEEDS_DIR.glob(pattern)) if SEEDS_DIR.is_dir() else []
+    if not paths:
+        pytest.skip(f"seed material not found at {SEEDS_DIR / pattern}; "
+                    "set SOURCEBOOK_SEEDS_DIR")
+    return paths
 
 
 # --- media and uploads ----------------------------------------------------------------
@@ -113,10 +141,11 @@ def _unique_tone(tmp_path: Path, seconds: float) -> Path:
 
 
 def create_recording(api: Any, tmp_path: Path, title: str,
-                     participants: Sequence[tuple[int, str]] = (), seconds: float = 2.0) -> int:
+                     participants: Sequence[tuple[int, str]] = (), seconds: float = 2.0,
+                     fmt: list[str] | None = None) -> int:
     """A real upload (a tone with a unique pitch, so its sha256 is new)."""
     freq = next(_pitch)
-    path = make_tone(tmp_path / f"rec-{freq}.wav", seconds=seconds, freq=freq)
+    path = make_tone(tmp_path / f"rec-{freq}.wav", seconds=seconds, freq=freq, fmt=fmt)
     meta = {"title": title, "source": "interview", "language": "zh",
             "participants": [{"person_id": p, "role": role} for p, role in participants]}
     return int(_uploaded(api, path, meta)["id"])
@@ -267,6 +296,10 @@ INVESTOR_OFF = "这部分别写：当时另一家基金最后一刻撤资了。"
 YAO_FLYWHEEL = "大多数公司还没有形成数据飞轮；他们依赖模型变好。"
 
 
+#: 8 kHz 8-bit: recordings as long as their quotes and restrictions, at a few hundred KB.
+SMALL_WAV = ["-ar", "8000", "-c:a", "pcm_u8"]
+
+
 def small_book(api: Any, tmp_path: Path) -> dict[str, int]:
     """Three interviews, four people, five chapters, eight quote uses, mixed consent."""
     ids: dict[str, int] = {}
@@ -276,7 +309,8 @@ def small_book(api: Any, tmp_path: Path) -> dict[str, int]:
     ids["yao"] = person(api, "姚顺雨", kind="researcher", organisation=None)
 
     ids["r_luo"] = create_recording(api, tmp_path, "罗永浩对谈闫俊杰",
-                                    [(ids["luo"], "interviewer"), (ids["yan"], "interviewee")])
+                                    [(ids["luo"], "interviewer"), (ids["yan"], "interviewee")],
+                                    seconds=40.0, fmt=SMALL_WAV)
     add_transcript(api, ids["r_luo"], [
         (0.0, 6.0, "SPEAKER_00", LUO_Q), (6.0, 14.0, "SPEAKER_01", YAN_TALENT),
         (14.0, 22.0, "SPEAKER_01", YAN_TOKENS), (22.0, 31.0, "SPEAKER_01", YAN_TRADEOFF),
@@ -284,7 +318,8 @@ def small_book(api: Any, tmp_path: Path) -> dict[str, int]:
     name_speakers(api, ids["r_luo"], {"SPEAKER_00": ids["luo"], "SPEAKER_01": ids["yan"]})
 
     ids["r_inv"] = create_recording(api, tmp_path, "早期投资人访谈",
-                                    [(ids["investor"], "interviewee")])
+                                    [(ids["investor"], "interviewee")], seconds=80.0,
+                                    fmt=SMALL_WAV)
     add_transcript(api, ids["r_inv"], [(0.0, 9.0, "SPEAKER_00", INVESTOR_TERMS),
                                        (60.0, 70.0, "SPEAKER_00", INVESTOR_OFF)])
     name_speakers(api, ids["r_inv"], {"SPEAKER_00": ids["investor"]})
@@ -362,36 +397,40 @@ def seeded_quote(api: Any, tmp_path: Path) -> int:
     return int(r.json()["id"])
 
 
-# --- the 闫俊杰 / 罗永浩 conversation -----------------------------------------------------
+# --- the 周晓岚 / 林知远 conversation -----------------------------------------------------
 
-_TURN = re.compile(r"^\*\*(罗永浩|闫俊杰)\*\*[：:](.+)$")
+#: The founder and the host of the interview in ``NOTES`` (fictional people).
+FOUNDER, FOUNDER_TRADITIONAL, HOST = "林知远", "林知遠", "周晓岚"
+INTERVIEW_TITLE = f"{HOST}对谈{FOUNDER}"
 
-#: The labels a diarizer would give the two voices (闫俊杰's turns split over two labels,
+_TURN = re.compile(rf"^\*\*({HOST}|{FOUNDER})\*\*[：:](.+)$")
+
+#: The labels a diarizer would give the two voices (the founder's turns split over two labels,
 #: as happens when a voice changes between the studio and a phone line).
-LABELS = {"罗永浩": "SPEAKER_01", "闫俊杰": "SPEAKER_00"}
+LABELS = {HOST: "SPEAKER_01", FOUNDER: "SPEAKER_00"}
 
 
 def dialogue(limit: int = 8) -> list[tuple[str, str]]:
-    """(speaker, text) turns of the 罗永浩 × 闫俊杰 conversation, markup removed."""
+    """(speaker, text) turns of the 周晓岚 × 林知远 conversation, markup removed."""
     turns: list[tuple[str, str]] = []
-    for line in SEED.read_text(encoding="utf-8").splitlines():
+    for line in NOTES.read_text(encoding="utf-8").splitlines():
         m = _TURN.match(line.strip())
         if m:
             text = m.group(2).replace("**", "").strip()
             if text:
                 turns.append((m.group(1), text))
-    assert len(turns) >= limit, "the seed notes changed: fewer turns than the tests use"
+    assert len(turns) >= limit, "the interview notes changed: fewer turns than the tests use"
     return turns[:limit]
 
 
 def segments_from_dialogue(limit: int = 8, *, split_label: bool = True,
                            ) -> list[tuple[float, float, str, str]]:
-    """Timed segments; 闫俊杰's later turns get SPEAKER_02 when ``split_label``."""
+    """Timed segments; the founder's later turns get SPEAKER_02 when ``split_label``."""
     out: list[tuple[float, float, str, str]] = []
     t = 0.0
     for i, (who, text) in enumerate(dialogue(limit)):
         label = LABELS[who]
-        if split_label and who == "闫俊杰" and i >= limit // 2:
+        if split_label and who == FOUNDER and i >= limit // 2:
             label = "SPEAKER_02"
         length = round(min(30.0, 1.0 + len(text) * 0.2), 3)
         out.append((round(t, 3), round(t + length, 3), label, text))
@@ -402,10 +441,10 @@ def segments_from_dialogue(limit: int = 8, *, split_label: bool = True,
 def interview(api: Any, tmp_path: Path, *, limit: int = 8, split_label: bool = True,
               ) -> tuple[int, list[tuple[float, float, str, str]]]:
     """A recording of the conversation with one machine transcript version."""
-    yan = person(api, "闫俊杰", alt_names=["閆俊傑"])
-    luo = person(api, "罗永浩", kind="journalist", organisation="交个朋友")
+    yan = person(api, FOUNDER, alt_names=[FOUNDER_TRADITIONAL], organisation="衡川智能")
+    luo = person(api, HOST, kind="journalist", organisation="晓岚夜谈")
     meta = {
-        "title": "罗永浩对谈闫俊杰", "recorded_at": "2025-06-20T09:00:00Z",
+        "title": INTERVIEW_TITLE, "recorded_at": "2025-06-20T09:00:00Z",
         "location": "北京", "language": "zh", "source": "podcast",
         "participants": [{"person_id": yan, "role": "interviewee"},
                          {"person_id": luo, "role": "host"}],

@@ -197,7 +197,8 @@ class OpenAIEngine:
             padding=N_SAMPLES,
         )
         frames = min(int(mel.shape[-1]) - N_FRAMES, N_FRAMES)
-        return whisper.pad_or_trim(mel[:, :frames], N_FRAMES), frames
+        # find_alignment runs the model on this mel as given: it must be on the model's device.
+        return whisper.pad_or_trim(mel[:, :frames], N_FRAMES).to(self._model.device), frames
 
     def align(
         self, state: Any, language: str, tokens: list[int]

@@ -164,12 +164,13 @@ def _segment(seg: Any, offset: float = 0.0) -> AsrSegment:
 
 
 def load_faster_whisper(
-    model_dir: Path, *, compute_type: str = "int8", cpu_threads: int = 0
+    model_dir: Path, *, compute_type: str = "int8", cpu_threads: int = 0, device: str = "cpu"
 ) -> FasterWhisperBackend:
     """Load a CTranslate2 Whisper directory (``model.bin``, ``config.json``, tokenizer).
 
     ``compute_type`` "int8" quantises on load (about 2x faster than "float32" on CPU
-    at similar accuracy); ``cpu_threads`` 0 lets CTranslate2 choose. Raises
+    at similar accuracy); ``cpu_threads`` 0 lets CTranslate2 choose. ``device`` "cuda"
+    needs a CUDA build of CTranslate2 (see :mod:`pipelines.device`). Raises
     :class:`ModelNotFoundError` if the directory is incomplete and :class:`ModelError`
     if loading fails.
     """
@@ -183,7 +184,7 @@ def load_faster_whisper(
         from faster_whisper import WhisperModel
 
         model = WhisperModel(
-            str(model_dir), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads
+            str(model_dir), device=device, compute_type=compute_type, cpu_threads=cpu_threads
         )
     except (RuntimeError, ValueError, OSError, MemoryError) as exc:
         raise ModelError(f"Cannot load faster-whisper model {model_dir}: {exc}") from exc

@@ -129,7 +129,8 @@ class OpenAIWhisperBackend:
                         initial_prompt=default_prompt(options),
                         condition_on_previous_text=False,
                         word_timestamps=options.word_timestamps,
-                        fp16=False,
+                        # Half precision only where it is fast: on CPU it is emulated.
+                        fp16=self._model.device.type == "cuda",
                         compression_ratio_threshold=WHISPER_THRESHOLDS[
                             "compression_ratio_threshold"
                         ],
@@ -171,7 +172,7 @@ class OpenAIWhisperBackend:
             mel = whisper.log_mel_spectrogram(
                 whisper.pad_or_trim(torch.from_numpy(np.ascontiguousarray(audio))),
                 self._model.dims.n_mels,
-            )
+            ).to(self._model.device)
             _, probs = self._model.detect_language(mel)
         best = max(probs, key=probs.get)
         return str(best), float(probs[best])
@@ -226,8 +227,10 @@ def _segment(seg: dict[str, Any], time_map: _TimeMap | None) -> AsrSegment:
     )
 
 
-def load_openai_whisper(checkpoint: Path, *, threads: int | None = None) -> OpenAIWhisperBackend:
-    """Load an openai-whisper ``.pt`` checkpoint on the CPU.
+def load_openai_whisper(
+    checkpoint: Path, *, threads: int | None = None, device: str = "cpu"
+) -> OpenAIWhisperBackend:
+    """Load an openai-whisper ``.pt`` checkpoint on ``device`` ("cpu" or "cuda").
 
     Converted checkpoints carry their word-alignment heads, which
     ``whisper.load_model(path)`` would ignore, so they are applied here.
@@ -247,7 +250,7 @@ def load_openai_whisper(checkpoint: Path, *, threads: int | None = None) -> Open
 
         if threads:
             torch.set_num_threads(threads)
-        model = load_openai_checkpoint(checkpoint, device="cpu")
+        model = load_openai_checkpoint(checkpoint, device=device)
         model.eval()
     except Exception as exc:  # torch.load raises anything from pickle to zipfile errors
         raise ModelError(f"Cannot load openai-whisper checkpoint {checkpoint}: {exc}") from exc

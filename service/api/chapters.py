@@ -159,7 +159,9 @@ def link_quote(chapter_id: int, data: ChapterQuoteCreate, session: SessionDep,
     chapter = _get(session, chapter_id)
     quote_crud.get_quote(session, user=user, quote_id=data.quote_id)
     link = quote_crud.link_quote(session, chapter=chapter, data=data, actor=user)
-    return ChapterQuotePublic.model_validate(link)
+    public = ChapterQuotePublic.model_validate(link)
+    public.chapter_label = crud.chapter_label(chapter)
+    return public
 
 
 @router.delete("/chapters/{chapter_id}/quotes/{quote_id}",

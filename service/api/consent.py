@@ -195,16 +195,17 @@ def create_restriction(recording_id: int, data: RestrictionCreate, session: Sess
     recording = get_recording(session, user, recording_id)
     restriction = crud.create_restriction(session, recording=recording, data=data,
                                           actor=user)
-    return crud.restriction_public(restriction)
+    return crud.restriction_public(restriction, recording.title)
 
 
 @router.get("/recordings/{recording_id}/restrictions", response_model=Page[RestrictionPublic])
 def list_restrictions(recording_id: int, session: SessionDep,
                       user: Editor) -> Page[RestrictionPublic]:
     """List a recording's restrictions, in time order."""
-    get_recording(session, user, recording_id)
+    recording = get_recording(session, user, recording_id)
     rows = crud.list_restrictions(session, recording_id=recording_id)
-    return Page(data=[crud.restriction_public(r) for r in rows], count=len(rows))
+    return Page(data=[crud.restriction_public(r, recording.title) for r in rows],
+                count=len(rows))
 
 
 @router.delete("/recordings/{recording_id}/restrictions/{restriction_id}",

@@ -80,6 +80,8 @@ def current_user(
     except TokenRefused as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc),
                             headers={"WWW-Authenticate": "Bearer"}) from None
+    # A page that refuses this user (403, 404) still shows them their navigation.
+    request.state.user = user
     if creds is None and request.method not in SAFE_METHODS:
         # Only the cookie authenticated this request: a browser sends it to us even when
         # another site made the request, so require proof that one of our pages did.

@@ -37,12 +37,14 @@ def _check(request: Request) -> dict[str, Any]:
     models_problem = state.models_problem()
     if models_problem:
         problems["models"] = models_problem
+    if state.device_problem:
+        problems["device"] = state.device_problem
     return problems
 
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when the database, the queue and the models directory are usable."""
+    """Ready when the database, the queue, the models directory and the device are usable."""
     problems = await run_in_threadpool(_check, request)
     if problems:
         return JSONResponse(
@@ -50,5 +52,8 @@ async def readyz(request: Request) -> JSONResponse:
             content={"status": "unavailable", "detail": "; ".join(
                 f"{k}: {v}" for k, v in problems.items()), "checks": problems},
         )
+    # The device this process's job threads run models on (cpu unless SOURCEBOOK_DEVICE
+    # says otherwise); a separate worker records its own in each job's options.
     return JSONResponse({"status": "ok", "checks": {"database": "ok", "queue": "ok",
-                                                     "models": "ok"}})
+                                                     "models": "ok",
+                                                     "device": request.app.state.device}})

@@ -20,7 +20,7 @@ from service.api.upload import receive_multipart
 from service.crud import jobs as job_crud
 from service.crud import recordings as crud
 from service.models.base import Page
-from service.models.jobs import Job, JobOptions, JobPublic
+from service.models.jobs import JobOptions, JobPublic
 from service.models.recordings import (
     Recording,
     RecordingMeta,
@@ -183,7 +183,8 @@ def _store_upload(request: Request, user: User, upload: ReceivedUpload) -> JSONR
             raise
         body = {
             "recording": crud.to_public(session, recording).model_dump(mode="json"),
-            "job": JobPublic.model_validate(job).model_dump(mode="json"),
+            "job": (JobPublic.model_validate(job).model_copy(
+                update={"recording_title": recording.title}).model_dump(mode="json")),
         }
     assert job.id is not None
     state.jobs.enqueue(job.id)
@@ -305,7 +306,7 @@ def transcribe_recording(
     session: SessionDep,
     user: Researcher,
     options: JobOptions | None = None,
-) -> Job:
+) -> JobPublic:
     """Queue a new transcription run; it will write a new transcript version.
 
     ``backend`` and ``model`` are names from GET /api/v1/models, never paths.
@@ -319,4 +320,4 @@ def transcribe_recording(
     )
     assert job.id is not None
     request.app.state.jobs.enqueue(job.id)
-    return job
+    return JobPublic.model_validate(job).model_copy(update={"recording_title": recording.title})

@@ -108,8 +108,9 @@ def align_later(request: Request, session: Session, *, recording_id: int,
                 transcript_id: int, segment_ids: list[int] | None, user: User,
                 joined: list[list[int]] | None = None) -> int | None:
     """Queue the alignment of given text, if there is audio to align it to. Never in the
-    request: the API process runs no model work (a worker, or the embedded queue's own
-    thread, does). ``joined``: groups of neighbouring segments aligned as one text."""
+    request: the API process runs no model work (a worker, or the worker process `serve`
+    starts without Redis, does). ``joined``: groups of neighbouring segments aligned as
+    one text."""
     recording = session.get(Recording, recording_id)
     if recording is None or not recording.normalised_path:
         return None

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from service.clearance import rules
 from service.crud import audit
-from service.crud.chapters import reading_order, subtree_ids
+from service.crud.chapters import chapter_label, reading_order, subtree_ids
 from service.errors import NotFound
 from service.models.chapters import Chapter
 from service.models.consent import (
@@ -30,10 +30,6 @@ from service.models.people import Person
 from service.models.quotes import ChapterQuote, Quote
 from service.models.recordings import Recording
 from service.models.users import User
-
-
-def chapter_label(chapter: Chapter) -> str:
-    return f"{chapter.number} {chapter.title}" if chapter.number else chapter.title
 
 
 def _facts(session: Session, quotes: Sequence[Quote], withdrawn_override: int | None,

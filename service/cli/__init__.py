@@ -10,14 +10,26 @@ from __future__ import annotations
 
 import typer
 
-from service.cli import audit, export, models, ops, server, transcribe, users, verify, voices
+from service.cli import (
+    audit,
+    export,
+    models,
+    ops,
+    samples,
+    server,
+    transcribe,
+    users,
+    verify,
+    voices,
+)
 
 app = typer.Typer(help="Sourcebook: an interview archive for non-fiction writers.",
                   no_args_is_help=True)
 
 
 def _register() -> None:
-    for group in (server, transcribe, export, verify, audit, ops, users, models, voices):
+    for group in (server, transcribe, export, verify, audit, ops, users, models, voices,
+                  samples):
         group.register(app)
 
 

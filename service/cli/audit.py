@@ -34,9 +34,8 @@ def audit(
     from sqlmodel import Session
 
     from service.clearance import facts, render
+    from service.cli.common import open_archive
     from service.config import get_settings
-    from service.db import make_engine
-    from service.db import migrate as run_migrations
     from service.errors import SourcebookError
 
     day = _parse_day(as_of)
@@ -45,9 +44,7 @@ def audit(
                     fg=typer.colors.RED, err=True)
         raise typer.Exit(EXIT_USAGE)
     settings = get_settings()
-    settings.ensure_dirs()
-    engine = make_engine(settings)
-    run_migrations(engine, settings)
+    engine = open_archive(settings)
     try:
         with Session(engine, expire_on_commit=False) as session:
             try:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from service.cli.common import fail
+from service.cli.common import fail, open_archive
 
 
 def export(
@@ -30,7 +30,6 @@ def export(
     from service.config import get_settings
     from service.crud import transcript_files
     from service.crud import transcripts as crud
-    from service.db import make_engine, migrate
     from service.filemodes import write_private
     from service.models.recordings import Recording
 
@@ -38,9 +37,8 @@ def export(
     if fmt not in FORMATS:
         fail(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
     settings = get_settings()
+    engine = open_archive(settings)
     settings.ensure_dirs()
-    engine = make_engine(settings)
-    migrate(engine, settings)
     with Session(engine, expire_on_commit=False) as session:
         recording = session.get(Recording, recording_id)
         if recording is None:

@@ -30,17 +30,15 @@ def fsck(
     """Re-hash every stored file against the database; exit 1 on missing, corrupt or orphaned."""
     import sqlalchemy as sa
 
+    from service.cli.common import open_archive
     from service.config import get_settings
-    from service.db import current_revision, make_engine
     from service.ops import fsck as checker
     from service.storage import Storage
 
     settings = get_settings()
-    engine = make_engine(settings)
+    # A check changes nothing: an archive of an older schema is not upgraded by it.
+    engine = open_archive(settings, upgrade=False)
     try:
-        if current_revision(engine) is None:
-            raise _error("the database has no Sourcebook schema; check SOURCEBOOK_DATABASE_URL "
-                         "or run `sourcebook migrate`", EXIT_USAGE)
         report = checker.check(engine, Storage(settings.recordings_dir), jobs=jobs,
                                partial_stale_seconds=settings.job_stale_seconds)
     except sa.exc.OperationalError as exc:
@@ -62,13 +60,13 @@ def export_archive(
     import sqlalchemy as sa
     from sqlmodel import Session
 
+    from service.cli.common import open_archive
     from service.config import get_settings
     from service.crud import audit
-    from service.db import make_engine
     from service.ops import archive
 
     settings = get_settings()
-    engine = make_engine(settings)
+    engine = open_archive(settings)
     try:
         try:
             result = archive.export_archive(engine, settings, directory)

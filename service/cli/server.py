@@ -8,18 +8,29 @@ from typing import Annotated
 
 import typer
 
-from service.cli.common import load_settings
+from service.cli.common import archive_name, fail, load_settings
 from service.config import Settings
 
 
 def migrate() -> None:
-    """Bring the database schema to the latest version."""
+    """Create the archive, or bring its database to the latest schema."""
     from service.db import make_engine
     from service.db import migrate as run_migrations
 
     settings = load_settings()
     run_migrations(make_engine(settings), settings)
-    typer.echo("database is at the latest schema")
+    typer.echo(f"the archive at {archive_name(settings)} is at the latest schema")
+
+
+def banner(settings: Settings) -> str:
+    """What `serve` (and so `make run`) prints before the server starts: where to go."""
+    base = f"http://{settings.host}:{settings.port}"
+    return (f"Sourcebook on {base}\n"
+            f"  Web pages: {base}/login  (sign in with a token)\n"
+            f"  API docs:  {base}/docs\n"
+            f"  Archive:   {archive_name(settings)}\n"
+            "The server runs in the foreground of this terminal: press Ctrl-C to stop it, "
+            "and use another terminal for `sourcebook` commands or curl.")
 
 
 def serve(
@@ -43,8 +54,7 @@ def serve(
         settings.port = port
     if admin_token:
         _print_admin_token(settings)
-    typer.echo(f"Sourcebook on http://{settings.host}:{settings.port}  "
-               f"(API docs: http://{settings.host}:{settings.port}/docs)")
+    typer.echo(banner(settings))
     log_level = os.environ.get("SOURCEBOOK_LOG_LEVEL", "info")
     processes = workers or settings.web_workers
     if processes > 1:
@@ -58,7 +68,9 @@ def serve(
 
 
 def worker(
-    workers: Annotated[int, typer.Option(help="Job threads in this process.")] = 1,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Job threads in this process; each gets cores / N CPU threads "
+        "(SOURCEBOOK_JOB_THREADS overrides).")] = 1,
     check: Annotated[bool, typer.Option(help="Only check database and queue; exit 0 if ok.")
                      ] = False,
 ) -> None:
@@ -67,36 +79,29 @@ def worker(
 
     import sqlalchemy as sa
 
-    from pipelines.runner import ModelCache
+    from pipelines.device import resolve_device
+    from pipelines.errors import ModelError
     from service.db import make_engine
-    from service.db import migrate as run_migrations
-    from service.storage import Storage
-    from service.worker import tasks
+    from service.worker import process
     from service.worker.queue import HueyQueue, make_huey
 
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
     settings = load_settings()
-    engine = make_engine(settings)
-    queue = HueyQueue(make_huey(settings))
     if check:
+        engine = make_engine(settings)
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-        queue.ping()
+        HueyQueue(make_huey(settings)).ping()
         typer.echo("ok")
+        return
+    try:  # before anything is migrated or claimed: a worker on the wrong device never starts
+        device = resolve_device(settings.device)
+    except ModelError as exc:
+        fail(str(exc))
         return
     logging.basicConfig(level=os.environ.get("SOURCEBOOK_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_migrations(engine, settings)
-    storage = Storage(settings.recordings_dir)
-    storage.ensure()
-    ctx = tasks.WorkerContext(settings=settings, engine=engine, storage=storage,
-                              models=ModelCache(settings.models_dir, keep=True), queue=queue)
-    tasks.set_context(ctx)
-    recovery = tasks.Recovery(ctx)
-    recovery.start()
-    typer.echo(f"worker {ctx.name}: {workers} thread(s) on "
-               f"{'Redis' if settings.redis_url else 'the SQLite queue'}")
-    queue.consumer(workers).run()
+    process.run(settings, workers, device)
 
 
 def _print_admin_token(settings: Settings) -> None:

@@ -27,9 +27,11 @@ def transcribe(
     """Transcribe a file locally, without a server; writes txt, srt and json."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from pipelines.device import resolve_device
     from pipelines.errors import PipelineError
     from pipelines.export import WRITERS, ExportDoc, ExportSegment
     from pipelines.runner import ModelCache, RunOptions, run, run_stages
+    from pipelines.threads import use_torch_threads
 
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
     settings = load_settings()
@@ -53,6 +55,8 @@ def transcribe(
         diarization_pipeline=settings.diarization_pipeline or None,
     )
     stages = run_stages(diarize)
+    threads = settings.threads_per_job(1)  # the one job of this process
+    use_torch_threads(threads)
     with Progress(TextColumn("{task.description:<10}"), BarColumn(),
                   TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn()) as bar:
         ids = {s.value: bar.add_task(s.value, total=1.0) for s in stages}
@@ -62,8 +66,10 @@ def transcribe(
                 bar.update(ids[stage], completed=fraction)
 
         try:
+            device = resolve_device(settings.device)
             result = run(file, options, models=ModelCache(settings.models_dir, keep=False,
-                                                          cpu_threads=0), progress=progress)
+                                                          cpu_threads=threads, device=device),
+                         progress=progress)
         except PipelineError as exc:
             fail(str(exc))
             return

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from service.cli.common import fail, load_settings
+from service.cli.common import fail, open_archive
+from service.config import get_settings
 
 users_app = typer.Typer(help="Manage users and their API tokens.", no_args_is_help=True)
 
@@ -21,8 +22,6 @@ def users_create(
 
     from service import auth
     from service.crud import audit
-    from service.db import make_engine
-    from service.db import migrate as run_migrations
     from service.errors import Conflict
     from service.models.users import Role
 
@@ -31,9 +30,8 @@ def users_create(
     except ValueError:
         fail(f"unknown role {role!r}; use one of: researcher, author, editor, admin")
         return
-    settings = load_settings()
-    engine = make_engine(settings)
-    run_migrations(engine, settings)
+    settings = get_settings()
+    engine = open_archive(settings)
     with Session(engine) as session:
         try:
             user, token = auth.create_user(
@@ -58,13 +56,10 @@ def users_token(name: str) -> None:
 
     from service import auth
     from service.crud import audit
-    from service.db import make_engine
-    from service.db import migrate as run_migrations
     from service.models.users import User
 
-    settings = load_settings()
-    engine = make_engine(settings)
-    run_migrations(engine, settings)
+    settings = get_settings()
+    engine = open_archive(settings)
     with Session(engine) as session:
         user = session.exec(select(User).where(User.name == name)).first()
         if user is None:
@@ -83,10 +78,9 @@ def users_list() -> None:
     from sqlmodel import Session
 
     from service import auth
-    from service.db import make_engine
 
-    settings = load_settings()
-    with Session(make_engine(settings)) as session:
+    settings = get_settings()
+    with Session(open_archive(settings)) as session:
         for a in auth.accounts(session, ttl=settings.token_ttl):
             used = f"{a.last_used_at:%Y-%m-%d %H:%M}" if a.last_used_at else "never used"
             state = "disabled" if a.disabled else "active"
@@ -100,13 +94,10 @@ def _change_user(name: str, what: str) -> None:
 
     from service import auth
     from service.crud import audit
-    from service.db import make_engine
-    from service.db import migrate as run_migrations
     from service.models.users import User
 
-    settings = load_settings()
-    engine = make_engine(settings)
-    run_migrations(engine, settings)
+    settings = get_settings()
+    engine = open_archive(settings)
     with Session(engine) as session:
         user = session.exec(select(User).where(User.name == name)).first()
         if user is None:

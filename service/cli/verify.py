@@ -76,8 +76,8 @@ def register(app: typer.Typer) -> None:
         """Check every quotation of a chapter against the transcripts; print a table."""
         from sqlmodel import Session
 
+        from service.cli.common import open_archive
         from service.config import get_settings
-        from service.db import make_engine, migrate
         from service.manuscript.verify import verify_text
         from service.models.users import Role, User
 
@@ -92,10 +92,7 @@ def register(app: typer.Typer) -> None:
         except UnicodeDecodeError:
             typer.secho(f"error: {path} is not UTF-8 text", err=True, fg=typer.colors.RED)
             raise typer.Exit(2) from None
-        settings = get_settings()
-        settings.ensure_dirs()
-        engine = make_engine(settings)
-        migrate(engine, settings)
+        engine = open_archive(get_settings(), announce=not as_json)
         with Session(engine) as session:
             report = verify_text(session, engine, text=text, user=viewer, min_chars=min_chars)
         engine.dispose()

@@ -55,20 +55,17 @@ def _from_file(path: Path) -> list[Any]:
     return out
 
 
-def _from_archive(model: str | None) -> tuple[list[Any], str | None, int]:
+def _from_archive(model: str | None, *, announce: bool = True
+                  ) -> tuple[list[Any], str | None, int]:
     from sqlmodel import Session, col, select
 
     from pipelines.voices import LabelledEmbedding
+    from service.cli.common import open_archive
     from service.config import get_settings
     from service.crud.voices import samples_of
-    from service.db import make_engine
-    from service.db import migrate as run_migrations
     from service.models.people import Person
 
-    settings = get_settings()
-    settings.ensure_dirs()
-    engine = make_engine(settings)
-    run_migrations(engine, settings)
+    engine = open_archive(get_settings(), announce=announce)
     rows: list[tuple[str, int, str, list[float]]] = []
     try:
         with Session(engine) as session:
@@ -106,7 +103,7 @@ def calibrate_command(
 
     if not 0.0 <= target_far < 1.0:
         _fail(f"--target-far must be at least 0 and below 1 (got {target_far})")
-    samples, chosen, people = _from_archive(model)
+    samples, chosen, people = _from_archive(model, announce=not as_json)
     if extra is not None:
         samples += _from_file(extra)
     try:

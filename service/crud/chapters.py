@@ -34,6 +34,52 @@ class ChapterProblem(Invalid):
     """A tree change that would break the tree (a cycle, an unknown parent)."""
 
 
+_CN_DIGITS = "零一二三四五六七八九"
+
+
+def _cn(n: int) -> str:
+    """7 -> 七, 16 -> 十六, 21 -> 二十一, 105 -> 一百零五 (the numbers of a book's outline)."""
+    if n < 10:
+        return _CN_DIGITS[n]
+    if n < 20:
+        return "十" + (_CN_DIGITS[n % 10] if n % 10 else "")
+    if n < 100:
+        return _CN_DIGITS[n // 10] + "十" + (_CN_DIGITS[n % 10] if n % 10 else "")
+    if n < 1000:
+        rest = n % 100
+        tail = "" if not rest else ("零" + _cn(rest) if rest < 10 else
+                                    (_CN_DIGITS[1] + _cn(rest) if rest < 20 else _cn(rest)))
+        return _CN_DIGITS[n // 100] + "百" + tail
+    return str(n)
+
+
+def chapter_label(chapter: Chapter | ChapterNode) -> str:
+    """How people name a chapter: its number and title ("第七章 技术豪赌").
+
+    An imported outline keeps a part's or chapter's number as a plain integer (the key
+    re-imports match on); it is named again the way the outline wrote it: 第七章 in a
+    Chinese book, Chapter 7 in an English one.
+    """
+    number, title = chapter.number, chapter.title
+    if not number:
+        return title
+    if number.isdigit() and chapter.kind in (ChapterKind.chapter, ChapterKind.part):
+        if any("\u4e00" <= ch <= "\u9fff" for ch in title):
+            unit = "章" if chapter.kind == ChapterKind.chapter else "编"
+            return f"第{_cn(int(number))}{unit} {title}"
+        word = "Chapter" if chapter.kind == ChapterKind.chapter else "Part"
+        return f"{word} {number} {title}"
+    return f"{number} {title}"
+
+
+def chapter_labels(session: Session, chapter_ids: set[int]) -> dict[int, str]:
+    """id -> :func:`chapter_label` for these chapters, in one query."""
+    if not chapter_ids:
+        return {}
+    rows = session.exec(select(Chapter).where(col(Chapter.id).in_(chapter_ids))).all()
+    return {c.id: chapter_label(c) for c in rows if c.id is not None}
+
+
 def all_chapters(session: Session) -> list[Chapter]:
     return list(session.exec(select(Chapter).order_by(col(Chapter.position), col(Chapter.id))))
 

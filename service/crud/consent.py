@@ -59,8 +59,11 @@ DOCUMENT_TYPES: tuple[tuple[bytes, str, str], ...] = (
 
 def to_public(session: Session, agreement: ConsentAgreement) -> ConsentPublic:
     person = session.get(Person, agreement.person_id)
+    recording = (session.get(Recording, agreement.recording_id)
+                 if agreement.recording_id is not None else None)
     data = agreement.model_dump(exclude={"document_path"})
     return ConsentPublic(**data, person_name=person.name if person else None,
+                         recording_title=recording.title if recording else None,
                          has_document=agreement.document_path is not None)
 
 
@@ -262,8 +265,25 @@ def document_file(storage: Storage, agreement: ConsentAgreement) -> Path | None:
 
 # --- restrictions -------------------------------------------------------------------
 
-def restriction_public(r: Restriction) -> RestrictionPublic:
-    return RestrictionPublic.model_validate(r, from_attributes=True)
+#: How far past the stored duration a restriction may end: the duration is what the
+#: container said at upload, which can be a fraction of a second off the decoded audio.
+DURATION_SLACK_S = 0.5
+
+
+def _clock(seconds: float) -> str:
+    """``20.4`` -> ``0:20``, ``3725`` -> ``1:02:05``: as the pages show times."""
+    total = int(seconds)
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def restriction_public(r: Restriction, recording_title: str | None = None,
+                       ) -> RestrictionPublic:
+    """A restriction for display: the caller has its recording at hand for the title."""
+    public = RestrictionPublic.model_validate(r, from_attributes=True)
+    public.recording_title = recording_title
+    return public
 
 
 def create_restriction(session: Session, *, recording: Recording, data: RestrictionCreate,
@@ -274,6 +294,11 @@ def create_restriction(session: Session, *, recording: Recording, data: Restrict
     if data.level == RestrictionLevel.embargo and data.until is None:
         raise Invalid("An embargo needs 'until': the date from which the span may "
                       "be published (YYYY-MM-DD).")
+    if recording.duration > 0 and data.end > recording.duration + DURATION_SLACK_S:
+        raise Invalid(f"This recording is {_clock(recording.duration)} long "
+                      f"({recording.duration:.1f} s); a restriction must end by then "
+                      f"(got {data.start:g}-{data.end:g} s). Times are seconds from the "
+                      "start of the recording.")
     assert recording.id is not None
     restriction = Restriction(recording_id=recording.id, start=data.start, end=data.end,
                               level=data.level, until=data.until, imposed_by=data.imposed_by,

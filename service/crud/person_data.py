@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from service.clearance.facts import chapter_label
 from service.crud import audit, voices
+from service.crud.chapters import chapter_label
 from service.crud.consent import approval_public, to_public
 from service.filemodes import private_dir
 from service.models.audit import AuditEvent, AuditEventPublic
@@ -118,9 +118,13 @@ def person_report(session: Session, *, person: Person, actor: User,
                              col(AuditEvent.object_id).in_([str(i) for i in quote_ids])))
     events = session.exec(select(AuditEvent).where(sa.or_(*about))
                           .order_by(col(AuditEvent.id))).all()
+    quoted_from = {q.recording_id for q in quotes if q.recording_id is not None}
+    titles = dict(session.exec(select(Recording.id, Recording.title).where(
+        col(Recording.id).in_(quoted_from))).all()) if quoted_from else {}
     report = PersonReport(
         generated_at=utcnow(), person=PersonPublic.of(person), recordings=recordings,
-        quotes=[PersonQuoteUse(quote_id=q.id or 0, recording_id=q.recording_id, start=q.start,
+        quotes=[PersonQuoteUse(quote_id=q.id or 0, recording_id=q.recording_id,
+                               recording_title=titles.get(q.recording_id), start=q.start,
                                end=q.end, verbatim=q.verbatim, edited=q.edited,
                                translation=q.translation, chapters=uses.get(q.id or 0, []))
                 for q in quotes],

@@ -31,7 +31,7 @@ from pipelines.text import join_tokens, needs_space_between, normalise_for_match
 from service import citations
 from service.access import can_see_recording, recording_filter
 from service.crud import audit
-from service.crud.chapters import subtree_ids
+from service.crud.chapters import chapter_labels, subtree_ids
 from service.crud.sources import source_of
 from service.crud.transcripts import NoTranscript, get_transcript, speaker_names
 from service.errors import Conflict, Forbidden, Invalid, NotFound
@@ -374,6 +374,8 @@ def to_public(session: Session, quote: Quote, *, user: User) -> QuotePublic:
         .order_by(col(ChapterQuote.chapter_id))
     ).all()
     person = session.get(Person, quote.person_id) if quote.person_id else None
+    recording = session.get(Recording, quote.recording_id) if quote.recording_id else None
+    labels = chapter_labels(session, {link.chapter_id for link in links})
     withheld: str | None = None
     drift: bool | None = None
     version: int | None = None
@@ -390,7 +392,9 @@ def to_public(session: Session, quote: Quote, *, user: User) -> QuotePublic:
             drift = True
     verbatim, edited, translation = shown_text(quote, hidden=withheld == "restricted")
     return QuotePublic(
-        id=quote.id, recording_id=quote.recording_id, transcript_id=quote.transcript_id,
+        id=quote.id, recording_id=quote.recording_id,
+        recording_title=recording.title if recording else None,
+        transcript_id=quote.transcript_id,
         transcript_version=quote.transcript_version, start=quote.start, end=quote.end,
         person_id=quote.person_id, person_name=person.name if person else None,
         speaker=quote.speaker,
@@ -399,7 +403,9 @@ def to_public(session: Session, quote: Quote, *, user: User) -> QuotePublic:
         citation=None if quote.recording_id is None
         else citations.cite(source_of(session, quote), "chicago"),
         drift=drift, current_version=version, withheld=withheld,
-        chapters=[QuoteChapterLink(chapter_id=link.chapter_id, usage=link.usage, note=link.note)
+        chapters=[QuoteChapterLink(chapter_id=link.chapter_id,
+                                   chapter_label=labels.get(link.chapter_id),
+                                   usage=link.usage, note=link.note)
                   for link in links],
         created_by=quote.created_by, created_at=quote.created_at, updated_at=quote.updated_at,
     )

@@ -28,6 +28,7 @@ from service.models.recordings import (
     Speaker,
     SpeakerPublic,
 )
+from service.models.transcripts import Segment
 from service.models.users import User
 from service.storage import ReceivedUpload, Storage, extension_for
 
@@ -167,6 +168,11 @@ def to_public(session: Session, recording: Recording) -> RecordingPublic:
         .where(Speaker.recording_id == recording.id)
         .order_by(col(Speaker.label))
     ).all()
+    # The speaker map keeps the labels of every version (older versions still read with
+    # names); who speaks in the recording is who speaks in its current version.
+    current = set(session.exec(
+        select(Segment.speaker).where(Segment.recording_id == recording.id,
+                                      col(Segment.is_current)).distinct()).all())
     return RecordingPublic.model_validate(
         recording.model_dump()
         | {
@@ -176,7 +182,7 @@ def to_public(session: Session, recording: Recording) -> RecordingPublic:
             ],
             "speakers": [
                 SpeakerPublic(label=s.label, person_id=s.person_id, name=pe.name if pe else None)
-                for s, pe in speakers
+                for s, pe in speakers if s.label in current
             ],
         }
     )

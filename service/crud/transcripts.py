@@ -35,7 +35,7 @@ from pipelines.types import Timing
 from service.crud import voices
 from service.errors import NotFound
 from service.models.people import Person
-from service.models.recordings import Speaker
+from service.models.recordings import Recording, Speaker
 from service.models.transcripts import (
     CarryConflict,
     Segment,
@@ -83,6 +83,25 @@ def get_transcript(session: Session, *, recording_id: int, version: int | None =
             "GET /api/v1/jobs?recording_id=…, or import one."
         )
     return transcript
+
+
+#: What an import's default model name ("<format> import") means, in words.
+IMPORT_FORMATS = {"vtt": "WebVTT", "srt": "SRT", "json": "Sourcebook JSON"}
+#: The ASR backends, as people know them.
+ASR_NAMES = {"faster-whisper": "Whisper", "openai-whisper": "Whisper",
+             "static": "the built-in test recogniser"}
+
+
+def origin(backend: str, model: str, *, corrected: bool = False) -> str:
+    """Where a version came from, in words: "imported from WebVTT", "transcribed by
+    Whisper large-v3", with ", corrected" when it holds corrections."""
+    if backend == "import":
+        fmt = model.removesuffix(" import").strip()
+        source = IMPORT_FORMATS.get(fmt, model.strip()) if model.strip() else ""
+        text = f"imported from {source}" if source else "imported"
+    else:
+        text = f"transcribed by {ASR_NAMES.get(backend, backend)} {model}".strip()
+    return text + (", corrected" if corrected else "")
 
 
 def speaker_names(session: Session, recording_id: int) -> dict[str, tuple[int | None, str | None]]:
@@ -215,7 +234,8 @@ class _Head:
             TranscriptSpeaker(label=label, person_id=self.names.get(label, (None, None))[0],
                               name=self.names.get(label, (None, None))[1],
                               suggestion=sounds_like.get(label))
-            for label in sorted(labels | set(self.names))
+            # This version's labels only: the map also holds those of other versions.
+            for label in sorted(labels)
         ]
         self.view = view_of(session, transcript.recording_id,
                             redact=user is not None and is_redacted_for(user))
@@ -223,11 +243,16 @@ class _Head:
     def fields(self) -> dict[str, Any]:
         t = self.transcript
         assert t.id is not None
+        recording = self.session.get(Recording, t.recording_id)
+        corrected = corrected_versions(self.session, t.recording_id)
         return {
-            "id": t.id, "recording_id": t.recording_id, "version": t.version,
+            "id": t.id, "recording_id": t.recording_id,
+            "recording_title": recording.title if recording else None, "version": t.version,
             "versions": versions(self.session, t.recording_id),
-            "corrected_versions": corrected_versions(self.session, t.recording_id),
-            "backend": t.backend, "model": t.model, "language": t.language,
+            "corrected_versions": corrected,
+            "backend": t.backend, "model": t.model,
+            "origin": origin(t.backend, t.model, corrected=t.version in corrected),
+            "language": t.language,
             "created_at": t.created_at, "speakers": self.speakers,
             "carried": t.carried, "conflicts": self._conflicts(),
         }

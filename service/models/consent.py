@@ -9,6 +9,7 @@ from sqlmodel import Field, SQLModel
 
 from service.models.audit import AuditEventPublic
 from service.models.base import NEVER_REUSE_IDS, enum_type, ts_column, utcnow
+from service.models.clock import ClockSeconds
 from service.models.people import PersonPublic
 
 
@@ -142,6 +143,7 @@ class ConsentPublic(ConsentBase):
     id: int
     status: ConsentStatus
     person_name: str | None = None
+    recording_title: str | None = None
     has_document: bool = False
     document_sha256: str | None = None
     document_type: str | None = None
@@ -156,8 +158,8 @@ class WithdrawIn(SQLModel):
 
 
 class RestrictionCreate(SQLModel):
-    start: float = Field(ge=0)
-    end: float = Field(gt=0)
+    start: ClockSeconds = Field(ge=0)
+    end: ClockSeconds = Field(gt=0)
     level: RestrictionLevel
     until: date | None = None
     imposed_by: str | None = Field(default=None, max_length=200)
@@ -167,6 +169,7 @@ class RestrictionCreate(SQLModel):
 class RestrictionPublic(SQLModel):
     id: int
     recording_id: int
+    recording_title: str | None = None
     start: float
     end: float
     level: RestrictionLevel
@@ -261,6 +264,7 @@ class PersonRecordingUse(SQLModel):
 class PersonQuoteUse(SQLModel):
     quote_id: int
     recording_id: int | None
+    recording_title: str | None = None
     start: float
     end: float
     verbatim: str

@@ -61,6 +61,7 @@ class Job(SQLModel, table=True):
 class JobPublic(SQLModel):
     id: int
     recording_id: int
+    recording_title: str | None = None
     kind: str
     state: JobState
     stage: JobStage | None

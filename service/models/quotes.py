@@ -8,6 +8,7 @@ from enum import StrEnum
 from sqlmodel import Field, SQLModel
 
 from service.models.base import NEVER_REUSE_IDS, enum_type, ts_column, utcnow
+from service.models.clock import OptionalClockSeconds
 
 
 class Usage(StrEnum):
@@ -56,8 +57,8 @@ class QuoteCreate(SQLModel):
     """A span ``{recording_id, start, end}`` or adjacent segments ``{segment_ids}``."""
 
     recording_id: int | None = None
-    start: float | None = Field(default=None, ge=0)
-    end: float | None = Field(default=None, ge=0)
+    start: OptionalClockSeconds = Field(default=None, ge=0)
+    end: OptionalClockSeconds = Field(default=None, ge=0)
     segment_ids: list[int] | None = Field(default=None, min_length=1, max_length=500)
     allow_multiple_speakers: bool = False
     edited: str | None = Field(default=None, max_length=50_000)
@@ -73,6 +74,8 @@ class QuoteUpdate(SQLModel):
 
 class QuoteChapterLink(SQLModel):
     chapter_id: int
+    #: The chapter's number and title, as people name it ("第七章 技术豪赌").
+    chapter_label: str | None = None
     usage: Usage
     note: str | None = None
 
@@ -80,6 +83,7 @@ class QuoteChapterLink(SQLModel):
 class QuotePublic(SQLModel):
     id: int
     recording_id: int | None
+    recording_title: str | None = None
     transcript_id: int | None
     transcript_version: int
     start: float
@@ -115,6 +119,7 @@ class ChapterQuoteCreate(SQLModel):
 
 class ChapterQuotePublic(SQLModel):
     chapter_id: int
+    chapter_label: str | None = None
     quote_id: int
     usage: Usage
     note: str | None

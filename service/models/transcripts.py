@@ -151,10 +151,13 @@ class CarryConflict(SQLModel):
 class TranscriptPublic(SQLModel):
     id: int
     recording_id: int
+    recording_title: str | None = None
     version: int
     versions: list[int] = Field(default_factory=list)
     backend: str
     model: str
+    #: Where this version came from, in words ("imported from WebVTT").
+    origin: str = ""
     language: str
     created_at: datetime
     speakers: list[TranscriptSpeaker]

@@ -7,20 +7,18 @@ the CSRF header (``service.auth``). No front-end build: plain JS and a vendored 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-STATIC_DIR = Path(__file__).parent / "static"
+from service.web import admin, book, docs, glossary, pages
+from service.web.common import STATIC_DIR
 
 
 def install(app: FastAPI) -> None:
     """Mount the pages and their static files on ``app``."""
-    from service.web import book, docs, glossary, pages
-
     app.include_router(pages.router)
     app.include_router(book.router)
     app.include_router(docs.router)
     app.include_router(glossary.router)
+    app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -36,9 +36,12 @@ from service.models.quotes import ChapterQuote, Quote, Usage
 from service.models.recordings import Recording
 from service.models.users import User
 from service.search.aliases import describe
-from service.web.common import PageRoute, render
+from service.web import hints
+from service.web.common import PageRoute, render, templates
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
+#: Chapters are named on every page as the API names them ("第七章 技术豪赌").
+templates.env.filters["chapter_label"] = chapter_crud.chapter_label
 
 RESULTS_PER_PAGE = 20
 
@@ -88,6 +91,9 @@ def search_page(request: Request, session: SessionDep, user: AnyUser,
         "page_size": RESULTS_PER_PAGE, "person_id": person_id, "recording_id": recording_id,
         "language": language or "", "people": people, "recordings": recordings,
         "open": engine.MARK_OPEN, "close": engine.MARK_CLOSE, "expanded": expanded,
+        "hints": hints.no_results(q, person_id=person_id, recording_id=recording_id,
+                                  language=language)
+        if q.strip() and not count and error is None else [],
     })
 
 
@@ -151,6 +157,21 @@ def _linked_quotes(session: Session, user: User,
     return out
 
 
+def _quote_texts(session: Session, user: User, quote_ids: set[int]) -> dict[int, str]:
+    """Each quote's text as ``user`` may read it (its edited text, else its verbatim),
+    ``[restricted]`` where the one rule of service.visibility withholds it."""
+    if not quote_ids:
+        return {}
+    quotes = session.exec(select(Quote).where(col(Quote.id).in_(quote_ids))).all()
+    withheld = quote_crud.withheld_ids(session, quotes, user)
+    out: dict[int, str] = {}
+    for q in quotes:
+        assert q.id is not None
+        verbatim, edited, _ = quote_crud.shown_text(q, hidden=q.id in withheld)
+        out[q.id] = edited or verbatim
+    return out
+
+
 @router.get("/consent", response_class=HTMLResponse)
 def consent_page(request: Request, session: SessionDep, user: Editor,
                  recording: OptionalId = None,
@@ -176,7 +197,7 @@ def consent_page(request: Request, session: SessionDep, user: Editor,
         # Agreements for other recordings of the same people do not apply here.
         agreements = [consent_crud.to_public(session, a) for a in rows
                       if a.recording_id in (None, recording_id)]
-        restrictions = [consent_crud.restriction_public(r) for r in
+        restrictions = [consent_crud.restriction_public(r, shown.title) for r in
                         consent_crud.list_restrictions(session, recording_id=recording_id)]
     day = as_of or date.today()
     try:
@@ -192,12 +213,21 @@ def consent_page(request: Request, session: SessionDep, user: Editor,
         impact_agreement = consent_crud.to_public(session, agreement)
         impact_rows = consent_crud.withdrawal_impact(session, agreement=agreement, as_of=day)
     tree = chapter_crud.tree(session, user=user)
+    people = people_crud.list_people(session, limit=1000)[0]
+    # The recording's own people head the person menu: an agreement recorded here is
+    # almost always one of theirs.
+    taking_part = ({p.person_id for p in shown.participants}
+                   | {s.person_id for s in shown.speakers if s.person_id is not None}
+                   if shown is not None else set())
     return render(request, user, "consent.html", {
         "recordings": recordings, "recording": shown, "recording_id": recording_id,
         "agreements": agreements, "restrictions": restrictions, "report": report,
         "chapter_id": chapter_id, "as_of": day, "nodes": _flatten(tree.data),
         "impact_rows": impact_rows, "impact_agreement": impact_agreement,
-        "people": people_crud.list_people(session, limit=1000)[0],
+        "people_here": [p for p in people if p.id in taking_part],
+        "people_elsewhere": [p for p in people if p.id not in taking_part],
+        "quote_texts": _quote_texts(session, user, {row.quote_id for row in
+                                                     [*report.data, *(impact_rows or [])]}),
         "statuses": [s for s in ConsentStatus if s != ConsentStatus.withdrawn],
         "forms": list(ConsentForm), "attributions": list(Attribution),
         "levels": list(RestrictionLevel),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -15,6 +16,7 @@ from markupsafe import Markup, escape
 
 from service.api.errors import status_of
 from service.auth import (
+    ADMIN,
     AUTHORING,
     EDITORIAL,
     RESEARCH,
@@ -23,8 +25,10 @@ from service.auth import (
     csrf_token,
 )
 from service.errors import SourcebookError
+from service.models.clock import ACCEPTED
 from service.models.users import User
 
+STATIC_DIR = Path(__file__).parent / "static"
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
@@ -56,7 +60,16 @@ def _word_spans(words: Sequence[dict[str, Any]]) -> Markup:
         for w in words))
 
 
+def _isodate(value: date | None) -> str:
+    """2025-03-01 whatever the reader's locale: the pages never show 03/01/2025."""
+    if value is None:
+        return ""
+    return (value.date() if isinstance(value, datetime) else value).isoformat()
+
+
 templates.env.filters["clock"] = _clock
+templates.env.filters["isodate"] = _isodate
+templates.env.globals["clock_formats"] = ACCEPTED
 templates.env.filters["word_spans"] = _word_spans
 templates.env.filters["marks"] = _marks
 
@@ -96,6 +109,11 @@ def refusal_page(request: Request, status_code: int, detail: str) -> Response:
     """A refused request as a page: 401 signs in, anything else explains in HTML."""
     if status_code == 401:
         return login_redirect(request)
+    user: User | None = getattr(request.state, "user", None)
+    if user is not None:
+        # Signed in but refused: the navigation stays, so the way on is one click.
+        return render(request, user, "error.html", {"status": status_code, "detail": detail},
+                      status_code=status_code)
     return templates.TemplateResponse(
         request, "error.html",
         {"status": status_code, "detail": detail, "user": None, "csrf": ""},
@@ -113,6 +131,7 @@ def render(request: Request, user: User, name: str, context: dict[str, Any],
         "can_author": user.role in AUTHORING,
         "can_edit": user.role in EDITORIAL,
         "is_staff": user.role in STAFF,
+        "is_admin": user.role in ADMIN,
         "path": request.url.path,
     }
     return templates.TemplateResponse(request, name, base | context, status_code=status_code)

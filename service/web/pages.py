@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlmodel import col
 
 from service.access import get_recording, recording_filter
@@ -31,7 +31,7 @@ from service.models.jobs import JobState
 from service.models.recordings import ParticipantRole, Recording, RecordingSource
 from service.models.transcripts import Segment
 from service.web import views
-from service.web.common import PageRoute, render, templates
+from service.web.common import STATIC_DIR, PageRoute, render, templates
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -60,6 +60,13 @@ def _safe_next(target: str) -> str:
 @router.get("/", response_class=RedirectResponse)
 def home() -> RedirectResponse:
     return RedirectResponse("/recordings", status_code=303)
+
+
+@router.get("/favicon.ico", response_class=FileResponse)
+def favicon() -> FileResponse:
+    """The icon, for browsers and tools that ask for /favicon.ico before reading the page."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/login", response_class=HTMLResponse)

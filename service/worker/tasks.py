@@ -24,16 +24,12 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -44,9 +40,9 @@ from pipelines.errors import (
     ModelError,
     ModelNotFoundError,
 )
-from pipelines.runner import ModelCache, RunOptions, RunResult, StageProgress, run_stages
+from pipelines.runner import RunOptions, RunResult, StageProgress, run_stages
+from pipelines.threads import lower_thread_priority, use_torch_threads
 from service import alignment, model_catalog
-from service.config import Settings
 from service.crud import audit, voices
 from service.crud.carry import carry_corrections
 from service.crud.jobs import ALIGN, create_align_job
@@ -58,31 +54,22 @@ from service.models.jobs import Job, JobStage, JobState
 from service.models.people import Person
 from service.models.recordings import Participant, Recording, RecordingStatus, Speaker
 from service.models.transcripts import Transcript
-from service.storage import Storage, sha256_file
+from service.storage import sha256_file
+from service.worker import voice_jobs
+from service.worker.jobrows import (
+    JobLost,
+    WorkerContext,
+    finish,
+    owned,
+    retry_or_fail,
+    take,
+)
 
 log = logging.getLogger("sourcebook.worker")
 
 HEARTBEAT_SECONDS = 2.0
-RETRY_BASE_SECONDS = 15.0
 #: Longest pause between tries to store a finished transcript while the database is down.
 STORE_RETRY_MAX_WAIT_S = 10.0
-
-
-class JobLost(Exception):
-    """This run no longer owns its job: it was re-queued after a stale heartbeat and
-    claimed again, failed by recovery, or deleted. The run stops and writes nothing."""
-
-
-@dataclass
-class WorkerContext:
-    """What a worker process holds for its lifetime (models load once per process)."""
-
-    settings: Settings
-    engine: Engine
-    storage: Storage
-    models: ModelCache
-    queue: Any
-    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
 
 _context: WorkerContext | None = None
@@ -97,6 +84,11 @@ def execute_delivered(job_id: int) -> None:
     """Entry point of the queue task."""
     if _context is None:
         raise RuntimeError("no worker context: start workers with `sourcebook worker`")
+    # Set in the consumer thread itself: torch holds its thread count per calling thread,
+    # and Linux its nice value; the model threads a job starts inherit both.
+    lower_thread_priority(_context.settings.job_nice)
+    if _context.models.cpu_threads:
+        use_torch_threads(_context.models.cpu_threads)
     execute(_context, job_id)
 
 
@@ -162,7 +154,7 @@ class _Reporter:
         with Session(self.ctx.engine) as session:
             result = session.execute(
                 sa.update(Job)
-                .where(*_owned(self.job_id, self.attempt))
+                .where(*owned(self.job_id, self.attempt))
                 .values(stage=sa.case((ahead, self.stage), else_=col(Job.stage)),
                         progress=sa.case((ahead, progress), else_=col(Job.progress)),
                         heartbeat_at=utcnow())
@@ -186,29 +178,6 @@ class _Reporter:
                 log.exception("heartbeat of job %s failed", self.job_id)
 
 
-def _owned(job_id: int, attempt: int) -> list[Any]:
-    """SQL conditions: the job is running under this attempt (the run's fencing token)."""
-    return [col(Job.id) == job_id, col(Job.state) == JobState.running,
-            col(Job.attempts) == attempt]
-
-
-def _take(session: Session, job_id: int, attempt: int) -> Job:
-    """Lock the job for this run's final write, or raise :class:`JobLost`.
-
-    A conditional UPDATE as the transaction's first statement: it takes SQLite's write
-    lock (a read first could not be upgraded once another writer committed) and
-    PostgreSQL's row lock, so recovery cannot re-queue the job before the commit.
-    """
-    taken = session.execute(sa.update(Job).where(*_owned(job_id, attempt))
-                            .values(heartbeat_at=utcnow()))
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()
-        raise JobLost(f"job {job_id} attempt {attempt} is no longer running")
-    job = session.get(Job, job_id)
-    assert job is not None
-    return job
-
-
 def claim(ctx: WorkerContext, job_id: int) -> Job | None:
     """Atomically move a queued job to running; None if someone else has it."""
     with Session(ctx.engine, expire_on_commit=False) as session:
@@ -228,6 +197,8 @@ def claim(ctx: WorkerContext, job_id: int) -> Job | None:
             return None
         job = session.get(Job, job_id)
         assert job is not None
+        job.options = {**(job.options or {}), **_device_options(ctx, job)}
+        session.add(job)
         recording = session.get(Recording, job.recording_id)
         # Alignments and voiceprint jobs leave the transcript's status as it is.
         if recording is not None and job.kind not in (ALIGN, VOICEPRINT_JOB):
@@ -235,6 +206,21 @@ def claim(ctx: WorkerContext, job_id: int) -> Job | None:
             session.add(recording)
         session.commit()
         return job
+
+
+def _device_options(ctx: WorkerContext, job: Job) -> dict[str, str]:
+    """Where this attempt runs its models, for the job's recorded options: the device and,
+    for jobs that run Whisper, what it computes in (float16 on CUDA, int8 on the CPU)."""
+    from pipelines.device import compute_type_for
+
+    device = ctx.models.device
+    if job.kind == VOICEPRINT_JOB:
+        return {"device": device}
+    # Alignments use the server's default backend (service.alignment), as here.
+    backend = None if job.kind == ALIGN else (job.options or {}).get("backend")
+    backend = backend or ctx.settings.asr_backend
+    return {"device": device,
+            "compute_type": compute_type_for(str(backend), device, ctx.settings.compute_type)}
 
 
 def run_options(ctx: WorkerContext, session: Session, job: Job, recording: Recording,
@@ -283,8 +269,6 @@ def execute(ctx: WorkerContext, job_id: int) -> None:
         _execute_align(ctx, job)
         return
     if job.kind == VOICEPRINT_JOB:
-        from service.worker import voice_jobs
-
         voice_jobs.execute(ctx, job)
         return
     with Session(ctx.engine, expire_on_commit=False) as session:
@@ -295,7 +279,7 @@ def execute(ctx: WorkerContext, job_id: int) -> None:
             options = run_options(ctx, session, job, recording)
         except model_catalog.UnknownModel as exc:
             # Not worth a retry, and nothing was loaded, so nothing of a file is quoted.
-            _finish(ctx, job_id, job.attempts, JobState.failed, str(exc))
+            finish(ctx, job_id, job.attempts, JobState.failed, str(exc))
             return
     assert recording.id is not None
     attempt = job.attempts
@@ -318,16 +302,16 @@ def execute(ctx: WorkerContext, job_id: int) -> None:
         log.warning("%s: dropping this run; the job's current owner finishes it", exc)
     except CancelledError:
         reporter.stop()
-        _finish(ctx, job_id, attempt, JobState.cancelled, "cancelled by request")
+        finish(ctx, job_id, attempt, JobState.cancelled, "cancelled by request")
     except DurationLimitError as exc:
         reporter.stop()
-        _finish(ctx, job_id, attempt, JobState.failed,
+        finish(ctx, job_id, attempt, JobState.failed,
                 f"{exc} The maximum is SOURCEBOOK_MAX_DURATION_HOURS "
                 f"({ctx.settings.max_duration_hours:g} h).")
     except (AudioError, ModelNotFoundError) as exc:
         # Bad media and missing models do not get better by retrying.
         reporter.stop()
-        _finish(ctx, job_id, attempt, JobState.failed, str(exc))
+        finish(ctx, job_id, attempt, JobState.failed, str(exc))
     except ModelError:
         # A model that will not load will not load on a retry either. Its error quotes the
         # path and whatever the loader read (a pickle error shows the file's first byte),
@@ -335,14 +319,14 @@ def execute(ctx: WorkerContext, job_id: int) -> None:
         reporter.stop()
         log.exception("job %s: the %s model %r failed to load", job_id, options.backend,
                       options.model)
-        _finish(ctx, job_id, attempt, JobState.failed,
+        finish(ctx, job_id, attempt, JobState.failed,
                 f"The {options.backend} model could not be loaded; a server admin will find "
                 "the reason in the worker log (`sourcebook models list` shows what is "
                 "installed).")
     except Exception as exc:
         reporter.stop()
         log.exception("job %s failed", job_id)
-        _retry_or_fail(ctx, job_id, attempt, f"{type(exc).__name__}: {exc}")
+        retry_or_fail(ctx, job_id, attempt, f"{type(exc).__name__}: {exc}")
     finally:
         reporter.stop()
 
@@ -356,66 +340,23 @@ def _execute_align(ctx: WorkerContext, job: Job) -> None:
     reporter.start()
     try:
         alignment.run(ctx.engine, ctx.storage, ctx.models, ctx.settings, job,
-                      progress=reporter, owned=lambda s: _take(s, job.id or 0, job.attempts))
+                      progress=reporter, owned=lambda s: take(s, job.id or 0, job.attempts))
         reporter.stop()
     except JobLost as exc:
         reporter.stop()
         log.warning("%s: dropping this alignment; the job's current owner finishes it", exc)
     except CancelledError:
         reporter.stop()
-        _finish(ctx, job.id, job.attempts, JobState.cancelled, "cancelled by request")
+        finish(ctx, job.id, job.attempts, JobState.cancelled, "cancelled by request")
     except (AudioError, ModelNotFoundError, alignment.NothingToAlign) as exc:
         reporter.stop()
-        _finish(ctx, job.id, job.attempts, JobState.failed, str(exc))
+        finish(ctx, job.id, job.attempts, JobState.failed, str(exc))
     except Exception as exc:
         reporter.stop()
         log.exception("alignment job %s failed", job.id)
-        _retry_or_fail(ctx, job.id, job.attempts, f"{type(exc).__name__}: {exc}")
+        retry_or_fail(ctx, job.id, job.attempts, f"{type(exc).__name__}: {exc}")
     finally:
         reporter.stop()
-
-
-def _finish(ctx: WorkerContext, job_id: int, attempt: int, state: JobState,
-            error: str | None) -> None:
-    with Session(ctx.engine) as session:
-        try:
-            job = _take(session, job_id, attempt)
-        except JobLost:
-            return  # deleted, or no longer this run's
-        job.state = state
-        job.error = error[:5000] if error else None
-        job.finished_at = utcnow()
-        session.add(job)
-        recording = session.get(Recording, job.recording_id)
-        if recording is not None and recording.status == RecordingStatus.processing:
-            has_transcript = session.exec(
-                select(Transcript.id).where(Transcript.recording_id == recording.id)
-            ).first()
-            recording.status = (RecordingStatus.transcribed if has_transcript
-                                else RecordingStatus.failed)
-            session.add(recording)
-        audit.record(session, actor=None, action=f"job-{state.value}", object_type="job",
-                     object_id=job_id, summary=(error or "")[:300])
-        session.commit()
-
-
-def _retry_or_fail(ctx: WorkerContext, job_id: int, attempt: int, error: str) -> None:
-    with Session(ctx.engine) as session:
-        try:
-            job = _take(session, job_id, attempt)
-        except JobLost:
-            return  # deleted, or no longer this run's
-        if job.attempts >= ctx.settings.job_max_attempts:
-            session.close()
-            _finish(ctx, job_id, attempt, JobState.failed,
-                    f"failed after {job.attempts} attempts; last error: {error}")
-            return
-        job.state = JobState.queued
-        job.error = f"attempt {job.attempts} failed, will retry: {error}"[:5000]
-        session.add(job)
-        session.commit()
-        delay = RETRY_BASE_SECONDS * 2 ** (job.attempts - 1)
-    ctx.queue.enqueue(job_id, delay=delay)
 
 
 def _word_dicts(segment: Any) -> list[dict[str, Any]]:
@@ -453,7 +394,7 @@ def store(ctx: WorkerContext, job_id: int, recording_id: int, result: RunResult,
     """
     normalised_sha = sha256_file(result.normalised)
     with Session(ctx.engine) as session:
-        job = _take(session, job_id, attempt)
+        job = take(session, job_id, attempt)
         recording = session.get(Recording, recording_id)
         if recording is None:
             return  # deleted while running; its files went with it
@@ -522,12 +463,11 @@ def _upsert_speakers(ctx: WorkerContext, session: Session, recording_id: int,
     voice recognition keeps no embedding; named as a consenting person, the new embedding
     is enrolled. Then every label gets its suggestion (service.crud.voices).
     """
-    from service.worker.voice_jobs import embedding_model_name
 
     labels = {s.speaker for s in result.segments} | set(result.diarization.speakers)
     existing = {s.label: s for s in session.exec(
         select(Speaker).where(Speaker.recording_id == recording_id)).all()}
-    model = embedding_model_name(ctx) if result.diarization.embeddings else None
+    model = voice_jobs.embedding_model_name(ctx) if result.diarization.embeddings else None
     enrolled = False
     for label in sorted(labels):
         speaker = existing.get(label) or Speaker(recording_id=recording_id, label=label)
@@ -575,7 +515,7 @@ def recover(ctx: WorkerContext) -> list[int]:
             # Conditional, so a run that stored in the meantime, or another worker's
             # sweep, is not overruled.
             done = session.execute(sa.update(Job).where(
-                *_owned(job_id, attempts), col(Job.heartbeat_at) < stale_before,
+                *owned(job_id, attempts), col(Job.heartbeat_at) < stale_before,
             ).values(**values))
             if done.rowcount != 1:  # type: ignore[attr-defined]
                 session.rollback()

@@ -15,7 +15,6 @@ import hashlib
 import logging
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
@@ -26,9 +25,7 @@ from service.models.base import utcnow
 from service.models.jobs import Job, JobState
 from service.models.recordings import Recording
 from service.models.transcripts import Segment, Transcript
-
-if TYPE_CHECKING:
-    from service.worker.tasks import WorkerContext
+from service.worker.jobrows import JobLost, WorkerContext, finish, retry_or_fail, take
 
 log = logging.getLogger("sourcebook.worker")
 
@@ -66,14 +63,12 @@ def _turns(session: Session, recording_id: int) -> list[SpeakerTurn]:
 
 def execute(ctx: WorkerContext, job: Job) -> None:
     """Run a claimed ``voiceprint`` job to a final state."""
-    from service.worker import tasks
-
     assert job.id is not None
     attempt = job.attempts
     try:
         vectors, model = _compute(ctx, job)
         with Session(ctx.engine) as session:
-            taken = tasks._take(session, job.id, attempt)
+            taken = take(session, job.id, attempt)
             voices.store_recomputed(session, job.recording_id, model, vectors, actor=None)
             taken.state = JobState.succeeded
             taken.progress = 1.0
@@ -86,13 +81,13 @@ def execute(ctx: WorkerContext, job: Job) -> None:
                          summary=f"recording {job.recording_id}: {got} of "
                                  f"{len(vectors)} label(s) embedded")
             session.commit()
-    except tasks.JobLost as exc:
+    except JobLost as exc:
         log.warning("%s: dropping this run", exc)
     except (AudioError, ModelNotFoundError, ModelError, LookupError) as exc:
-        tasks._finish(ctx, job.id, attempt, JobState.failed, str(exc))
+        finish(ctx, job.id, attempt, JobState.failed, str(exc))
     except Exception as exc:
         log.exception("job %s failed", job.id)
-        tasks._retry_or_fail(ctx, job.id, attempt, f"{type(exc).__name__}: {exc}")
+        retry_or_fail(ctx, job.id, attempt, f"{type(exc).__name__}: {exc}")
 
 
 def _compute(ctx: WorkerContext, job: Job) -> tuple[dict[str, list[float] | None], str]:

@@ -1,4 +1,8 @@
-"""Chapters: importing the real book outline and draft, editing the tree, bad input."""
+"""Chapters: importing a book outline and draft, editing the tree, bad input.
+
+The book is the repository's own (``tests/fixtures/book_draft.md``, fictional); one more
+parser test reads the real seed book where SOURCEBOOK_SEEDS_DIR has it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 import pytest
 
 from service.manuscript.outline import OutlineError, cn_number, parse
-from tests.factories import SEED_BOOK, seeded_quote
+from tests.factories import BOOK, SEED_BOOK_NAME, seed_file, seeded_quote
 
 MD = {"Content-Type": "text/markdown; charset=utf-8"}
 
@@ -25,8 +29,8 @@ def flatten(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def import_seed(api: Any, text: str | None = None, role: str = "author") -> Any:
-    body = (text if text is not None else SEED_BOOK.read_text()).encode()
+def import_book(api: Any, text: str | None = None, role: str = "author") -> Any:
+    body = (text if text is not None else BOOK.read_text(encoding="utf-8")).encode()
     return api.client.post("/api/v1/chapters/import", content=body, headers=headers(api, role))
 
 
@@ -38,8 +42,42 @@ def test_cn_numbers() -> None:
         1, 10, 11, 16, 20, 21, 105, 4]
 
 
+def test_parse_book_tree_shape() -> None:
+    parsed = parse(BOOK.read_text(encoding="utf-8"))
+    by = {(n.kind, n.number): n for n in parsed.nodes}
+    assert parsed.counts() == {"book": 1, "part": 3, "chapter": 8, "section": 37}
+    # Outline and draft headings of one chapter are one node; the outline's title wins.
+    assert by[("chapter", "7")].title == "押注稀疏模型（2021年）"
+    assert by[("chapter", "7")].parent == ("part", "3")
+    assert by[("chapter", "2")].parent == ("part", "1")
+    assert by[("section", "6.1.2")].parent == ("section", "6.1")
+    assert by[("section", "7.2.3")].parent == ("section", "7.2")
+    assert by[("section", "2.3")].parent == ("chapter", "2")
+    # Parts lose their word-count note from the title but keep it in the summary.
+    assert by[("part", "1")].title == "萌芽——一个工程师的问题"
+    assert "约1.5万字" in (by[("part", "1")].summary_text or "")
+    # Outline bullets are the chapter's summary; draft prose its manuscript.
+    assert "上市与否的三重权衡" in (by[("chapter", "8")].summary_text or "")
+    assert by[("chapter", "8")].manuscript_text is None
+    s23 = by[("section", "2.3")].manuscript_text or ""
+    assert "我们现在像一家‘外包工作室’" in s23
+    s13 = by[("section", "1.3")].manuscript_text or ""
+    assert s13.rstrip().endswith("一个年轻的研究员，即将开始怀疑他脚下的地基。")
+    assert "已完成" not in s13  # the drafting note after the rule is not prose
+    assert [t for _, t in parsed.notes] == [
+        "第一编第一章已完成，约3000字。请问是否继续写第二章？", "第三章已完成。",
+        "至此第二编完成，共三章。", "第七章已完成，约4000字。"]
+    sections = {n.number for n in parsed.nodes if n.kind == "section" and n.number}
+    assert {"1.1", "2.4", "3.3", "6.1.1", "6.4.3", "7.2.1", "7.4"} <= sections
+    prologue = next(n for n in parsed.nodes if n.title == "开篇：雨夜的电话")
+    assert prologue.parent == ("part", "1") and "不合时宜" in (prologue.manuscript_text or "")
+    overview = next(n for n in parsed.nodes if n.title == "本书总览")
+    assert overview.parent == by[("book", None)].key and overview.manuscript_text is None
+
+
 def test_parse_seed_tree_shape() -> None:
-    parsed = parse(SEED_BOOK.read_text())
+    """The real seed book, whose headings are less regular than the fixture's."""
+    parsed = parse(seed_file(SEED_BOOK_NAME).read_text(encoding="utf-8"))
     by = {(n.kind, n.number): n for n in parsed.nodes}
     assert parsed.counts()["part"] == 5
     assert parsed.counts()["chapter"] == 16
@@ -83,26 +121,26 @@ def test_english_outline() -> None:
 # ----------------------------------------------------------------------------- API
 
 
-def test_import_seed_builds_tree(api) -> None:
-    r = import_seed(api)
+def test_import_book_builds_tree(api) -> None:
+    r = import_book(api)
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["created"] == body["count"] == len(flatten(body["data"]))
     assert len(body["data"]) == 1 and body["data"][0]["kind"] == "book"
     nodes = flatten(body["data"])
     parts = [n for n in nodes if n["kind"] == "part"]
-    assert [p["number"] for p in parts] == ["1", "2", "3", "4", "5"]
-    part3 = parts[2]
-    assert [c["number"] for c in part3["children"]] == ["7", "8", "9", "10", "11"]
+    assert [p["number"] for p in parts] == ["1", "2", "3"]
+    part2 = parts[1]
+    assert [c["number"] for c in part2["children"]] == ["4", "5", "6"]
+    assert [c["number"] for c in parts[2]["children"]] == ["7", "8"]
     ch6 = next(n for n in nodes if n["kind"] == "chapter" and n["number"] == "6")
-    assert [c["number"] for c in ch6["children"]] == ["6.1", "6.2", "6.3", "6.4", "6.5", "6.6"]
+    assert [c["number"] for c in ch6["children"]] == ["6.1", "6.2", "6.3", "6.4", "6.5"]
     assert [c["number"] for c in ch6["children"][0]["children"]] == ["6.1.1", "6.1.2"]
-    assert body["notes"] and all("已完成" in n["text"] or "请问" in n["text"] or "至此" in n["text"]
-                                 for n in body["notes"])
+    assert len(body["notes"]) == 4 and all("完成" in n["text"] for n in body["notes"])
     s23 = next(n for n in nodes if n["number"] == "2.3")
     full = api.client.get(f"/api/v1/chapters/{s23['id']}", headers=api.headers("researcher"))
     assert full.status_code == 200
-    assert "AI咨询公司" in full.json()["manuscript"]
+    assert "外包工作室" in full.json()["manuscript"]
     assert full.json()["path"][-1].startswith("Chapter 2")
     # Everyone may read the tree.
     tree = api.client.get("/api/v1/chapters", headers=api.headers("researcher")).json()
@@ -110,7 +148,7 @@ def test_import_seed_builds_tree(api) -> None:
 
 
 def test_reimport_updates_in_place_and_keeps_quote_links(api, tmp_path: Path) -> None:
-    first = import_seed(api).json()
+    first = import_book(api).json()
     nodes = {n["number"] or n["title"]: n for n in flatten(first["data"])}
     quote_id = seeded_quote(api, tmp_path)
     s23 = nodes["2.3"]["id"]
@@ -118,23 +156,25 @@ def test_reimport_updates_in_place_and_keeps_quote_links(api, tmp_path: Path) ->
                         json={"quote_id": quote_id, "usage": "drafted"},
                         headers=api.headers("author"))
     assert r.status_code == 201, r.text
-    text = SEED_BOOK.read_text()
-    edited = text.replace("## **2.3 痛苦洞察：定制化模型的困局与AGI意识的觉醒**",
-                          "## **2.3 痛苦的洞察：定制化模型的困局**")
-    edited = edited.replace("### **6.4.3 战略调整：从防御到协同**", "")
-    again = import_seed(api, edited).json()
+    text = BOOK.read_text(encoding="utf-8")
+    edited = text.replace("## **2.3 第三次转身：定制模型的困局**",
+                          "## **2.3 第三次转身：外包的困局**")
+    edited = edited.replace("### **6.4.3 从防御到协同**", "")
+    assert edited.count("\n") == text.count("\n")  # both edits happened
+    assert "2.3 第三次转身：外包的困局" in edited and "6.4.3" not in edited
+    again = import_book(api, edited).json()
     assert again["created"] == 0
     # Nothing is deleted: the section the document dropped is kept and reported.
     assert again["count"] == first["count"]
     assert again["not_in_document"] == [nodes["6.4.3"]["id"]]
     after = {n["number"] or n["title"]: n for n in flatten(again["data"])}
-    assert after["2.3"]["id"] == s23 and after["2.3"]["title"] == "痛苦的洞察：定制化模型的困局"
+    assert after["2.3"]["id"] == s23 and after["2.3"]["title"] == "第三次转身：外包的困局"
     assert after["2.3"]["quote_count"] == 1
     assert {n["id"] for n in flatten(again["data"])} <= {n["id"] for n in flatten(first["data"])}
     listed = api.client.get(f"/api/v1/quotes?chapter_id={s23}", headers=api.headers("author"))
     assert [q["id"] for q in listed.json()["data"]] == [quote_id]
     # Unchanged re-import changes nothing.
-    third = import_seed(api, edited).json()
+    third = import_book(api, edited).json()
     assert third["created"] == 0 and third["updated"] == 0
 
 
@@ -169,7 +209,7 @@ def test_create_edit_delete_chapter(api) -> None:
 @pytest.mark.parametrize("role,code", [("researcher", 403), ("author", 201), ("editor", 201),
                                        ("admin", 201)])
 def test_import_roles(api, role: str, code: int) -> None:
-    assert import_seed(api, "# 第一编 潮涌\n## 第一章 前夜\n", role=role).status_code == code
+    assert import_book(api, "# 第一编 潮涌\n## 第一章 前夜\n", role=role).status_code == code
 
 
 def test_import_bad_input(api) -> None:

@@ -58,7 +58,7 @@ def objects(api, tmp_path: Path) -> dict[str, int]:
     ids: dict[str, int] = {}
     ids["person"] = f.person(api, "闫俊杰")
     ids["rec"] = f.create_recording(api, tmp_path, "罗永浩对谈闫俊杰",
-                                    [(ids["person"], "interviewee")])
+                                    [(ids["person"], "interviewee")], seconds=6.0)
     add_transcript(api, ids["rec"], [(0.0, 5.0, "SPEAKER_00", f.YAN_TALENT)])
     f.name_speakers(api, ids["rec"], {"SPEAKER_00": ids["person"]})
     ids["chapter"] = f.add_chapter(api, "黄金搭档与第一张蓝图", number="第四章")
@@ -323,7 +323,7 @@ def test_withdrawal_scope_follows_the_applicable_agreement(api, tmp_path: Path) 
 # --- restrictions ---------------------------------------------------------------------
 
 def test_restrictions_create_list_delete(api, tmp_path: Path) -> None:
-    rec = f.create_recording(api, tmp_path, "早期投资人访谈")
+    rec = f.create_recording(api, tmp_path, "早期投资人访谈", seconds=120.0, fmt=f.SMALL_WAV)
     url = f"/api/v1/recordings/{rec}/restrictions"
     a = f.restrict_via_api(api, rec, 60.0, 90.0, "off_record", reason="别写这段",
                            imposed_by="李明远")
@@ -353,6 +353,24 @@ def test_restrictions_create_list_delete(api, tmp_path: Path) -> None:
     events = audit_events(api, object_type="restriction")
     assert [e["action"] for e in events] == ["delete", "create", "create"]
     assert all("别写" not in e["summary"] for e in events)
+
+
+def test_a_restriction_outside_the_recording_is_refused_naming_its_length(api,
+                                                                         tmp_path: Path) -> None:
+    rec = f.recording(api, tmp_path, seconds=20.0, title="二十秒的录音")["id"]
+    url = f"/api/v1/recordings/{rec}/restrictions"
+    for start, end in ((1800, 1920), (15, 21), (20.6, 25)):
+        r = api.client.post(url, json={"start": start, "end": end, "level": "off_record"},
+                            headers=h(api))
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"].startswith(
+            "This recording is 0:20 long (20.0 s); a restriction must end by then "
+            f"(got {start:g}-{end:g} s)"), r.json()["detail"]
+    assert api.client.get(url, headers=h(api)).json()["count"] == 0
+    # To the end, or a fraction past it (the container's duration can be that far off).
+    for start, end in ((15, 20), (19, 20.3)):
+        f.restrict_via_api(api, rec, start, end, "off_record")
+    assert api.client.get(url, headers=h(api)).json()["count"] == 2
 
 
 # --- approvals ------------------------------------------------------------------------
@@ -672,6 +690,6 @@ def test_erased_words_are_not_found_by_the_search_api(api, tmp_path: Path) -> No
     for q in ("最优秀的人", "Token消耗", "不能啥都想要"):
         r = api.client.get("/api/v1/search", params={"q": q}, headers=h(api, "admin"))
         assert r.status_code == 200 and r.json() == {"data": [], "count": 0, "count_exact": True,
-                                                "ranked_within": None}, (q, r.text)
+                                                "ranked_within": None, "expanded": []}, (q, r.text)
     r = api.client.get("/api/v1/search", params={"q": "两三倍薪资"}, headers=h(api))
     assert r.json()["count"] == 1

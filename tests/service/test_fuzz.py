@@ -56,7 +56,7 @@ from service.app import create_app
 from service.models.users import Role
 from tests.conftest import POSTGRES_URL, _truncate_postgres, make_settings
 from tests.factories import (
-    SEED_BOOK,
+    BOOK,
     add_quote,
     create_recording,
     link,
@@ -75,8 +75,9 @@ SEEDED_IDS = st.integers(min_value=1, max_value=10)
 # Operations that must answer 2xx at least once per role (editors and admins may do more).
 MIN_2XX = {"researcher": 20, "author": 20, "editor": 30, "admin": 40}
 DESTRUCTIVE = ("DELETE", "/erase", "/withdraw")
-_BOOK = SEED_BOOK.read_text(encoding="utf-8").splitlines()
-# Slices of the real outline and drafts: random text rarely has headings or quotations.
+# Slices of a book outline and draft (the repository's own, so that runs are the same on
+# every machine): random text rarely has headings or quotations.
+_BOOK = BOOK.read_text(encoding="utf-8").splitlines()
 MARKDOWN = st.builds(lambda a, n: "\n".join(_BOOK[a:a + n]),
                      st.integers(0, len(_BOOK) - 1), st.integers(1, 200))
 # Bodies shaped like a client's, drawn for half the examples of these operations, so that

@@ -32,3 +32,31 @@ def test_readyz_reports_an_unreachable_database(tmp_path: Path, database_url: st
             "postgresql+psycopg://nobody@127.0.0.1:1/none")
         r = client.get("/readyz")
     assert r.status_code == 503 and "database" in r.json()["checks"]
+
+
+def test_readyz_shows_the_device_job_threads_use(tmp_path: Path, database_url: str) -> None:
+    settings = make_settings(tmp_path, database_url)
+    with TestClient(create_app(settings)) as client:
+        r = client.get("/readyz")
+    assert r.status_code == 200, r.json()
+    assert r.json()["checks"]["device"] == "cpu"  # the default: CPU, the tested path
+
+
+def test_readyz_names_the_fix_when_cuda_is_asked_for_but_absent(
+    tmp_path: Path, database_url: str, monkeypatch
+) -> None:
+    import pipelines.device
+
+    monkeypatch.setattr(pipelines.device, "cuda_visible", lambda: False)
+    settings = make_settings(tmp_path, database_url, device="cuda", embedded_workers=1)
+    with TestClient(create_app(settings)) as client:
+        r = client.get("/readyz")
+        auto = make_settings(tmp_path / "auto", database_url, device="auto")
+        with TestClient(create_app(auto)) as other:
+            fallback = other.get("/readyz")
+    assert r.status_code == 503
+    problem = r.json()["checks"]["device"]
+    assert "SOURCEBOOK_DEVICE=cuda but no CUDA device is visible" in problem
+    assert "SOURCEBOOK_DEVICE=cpu" in problem
+    # auto falls back to the CPU without complaint.
+    assert fallback.status_code == 200 and fallback.json()["checks"]["device"] == "cpu"

@@ -75,26 +75,26 @@ def test_every_export_shows_names_and_follows_a_remap(api, tmp_path: Path) -> No
     rid, segs = interview(api, tmp_path, split_label=False)
     ids = people(api)
     assert api.client.put(f"/api/v1/recordings/{rid}/speakers",
-                          json={"SPEAKER_00": ids["闫俊杰"]},
+                          json={"SPEAKER_00": ids["林知远"]},
                           headers=api.headers("researcher")).status_code == 200
     first = texts_of_every_format(api, rid)
     for fmt, text in first.items():
-        assert "闫俊杰" in text, fmt
+        assert "林知远" in text, fmt
         if fmt != "json":  # json keeps the label next to the name, for round trips
             assert "SPEAKER_00" not in text, fmt
-    assert json.loads(first["json"])["segments"][1]["speaker"] == "闫俊杰"
+    assert json.loads(first["json"])["segments"][1]["speaker"] == "林知远"
 
     # Remap the same label to another person: every export follows, no text is rewritten.
     assert api.client.put(f"/api/v1/recordings/{rid}/speakers",
-                          json={"SPEAKER_00": ids["罗永浩"]},
+                          json={"SPEAKER_00": ids["周晓岚"]},
                           headers=api.headers("researcher")).status_code == 200
     second = texts_of_every_format(api, rid)
     for fmt, text in second.items():
-        # 闫俊杰 is still in the metadata (a participant) but no longer names a turn.
-        assert not re.search(r"(^|\n|\*\*|: |<v )闫俊杰(\*\*|:| `|>|\n)", text), fmt
-        assert "罗永浩" in text, fmt
-    assert json.loads(second["json"])["segments"][1]["speaker"] == "罗永浩"
-    assert f"[{hms(segs[1][0])}] 罗永浩: " in second["txt"]
+        # 林知远 is still in the metadata (a participant) but no longer names a turn.
+        assert not re.search(r"(^|\n|\*\*|: |<v )林知远(\*\*|:| `|>|\n)", text), fmt
+        assert "周晓岚" in text, fmt
+    assert json.loads(second["json"])["segments"][1]["speaker"] == "周晓岚"
+    assert f"[{hms(segs[1][0])}] 周晓岚: " in second["txt"]
 
     log = api.client.get("/api/v1/audit/log", params={"action": "export"},
                          headers=api.headers("editor")).json()
@@ -116,7 +116,7 @@ def test_media_types_filenames_and_bad_format(api, tmp_path: Path) -> None:
         assert r.headers["content-type"].split(";")[0] == media
         disposition = r.headers["content-disposition"]
         assert f'filename="recording-{rid}-v1.{fmt}"' in disposition
-        assert unquote(disposition.split("filename*=UTF-8''")[1]) == f"罗永浩对谈闫俊杰-v1.{fmt}"
+        assert unquote(disposition.split("filename*=UTF-8''")[1]) == f"周晓岚对谈林知远-v1.{fmt}"
     r = export(api, rid, "pdf")
     assert r.status_code == 422
     assert "pdf" in r.json()["detail"] and "txt, md, srt, vtt, json, docx" in r.json()["detail"]
@@ -131,7 +131,7 @@ def test_reading_exports_merge_turns_and_use_hms(api, tmp_path: Path) -> None:
     rid, segs = interview(api, tmp_path)
     ids = people(api)
     rid2 = rid
-    # 闫俊杰 was split over SPEAKER_00 and SPEAKER_02; two consecutive segments of his.
+    # 林知远 was split over SPEAKER_00 and SPEAKER_02; two consecutive segments of his.
     add_transcript(api, rid2, [
         (0.0, 4.0, "SPEAKER_01", "这么忙，有时间看论文吗？"),
         (4.5, 3600 + 62.0, "SPEAKER_00", "看论文跟看短视频一样。"),
@@ -139,20 +139,20 @@ def test_reading_exports_merge_turns_and_use_hms(api, tmp_path: Path) -> None:
         (3600 + 71.0, 3600 + 75.0, "SPEAKER_01", "创业过程中最大的苦和乐是什么"),
     ])
     api.client.put(f"/api/v1/recordings/{rid}/speakers",
-                   json={"SPEAKER_00": ids["闫俊杰"], "SPEAKER_02": ids["闫俊杰"],
-                         "SPEAKER_01": ids["罗永浩"]}, headers=api.headers("researcher"))
+                   json={"SPEAKER_00": ids["林知远"], "SPEAKER_02": ids["林知远"],
+                         "SPEAKER_01": ids["周晓岚"]}, headers=api.headers("researcher"))
     txt = export(api, rid, "txt").text
     turns = [ln for ln in txt.splitlines() if ln.startswith("[")]
     assert turns == [
-        "[00:00:00] 罗永浩: 这么忙，有时间看论文吗？",
-        "[00:00:04] 闫俊杰: 看论文跟看短视频一样。每天花1个小时看X上大家关注的。",
-        "[01:01:11] 罗永浩: 创业过程中最大的苦和乐是什么",
+        "[00:00:00] 周晓岚: 这么忙，有时间看论文吗？",
+        "[00:00:04] 林知远: 看论文跟看短视频一样。每天花1个小时看X上大家关注的。",
+        "[01:01:11] 周晓岚: 创业过程中最大的苦和乐是什么",
     ]
     assert "date: 2025-06-20" in txt and "place: 北京" in txt
-    assert "participants: 闫俊杰 (interviewee), 罗永浩 (host)" in txt
+    assert "participants: 林知远 (interviewee), 周晓岚 (host)" in txt
     md = export(api, rid, "md").text
-    assert md.startswith("# 罗永浩对谈闫俊杰\n")
-    assert "**闫俊杰** `00:00:04`" in md and md.count("**闫俊杰**") == 1
+    assert md.startswith("# 周晓岚对谈林知远\n")
+    assert "**林知远** `00:00:04`" in md and md.count("**林知远**") == 1
     # Cue formats keep one cue per segment.
     assert export(api, rid, "srt").text.count(" --> ") == 4
     assert len(json.loads(export(api, rid, "json").text)["segments"]) == 4
@@ -172,7 +172,7 @@ def test_srt_and_vtt_parse_back(api, tmp_path: Path) -> None:
         (2.5, 3600 * 2 + 0.001, "SPEAKER_00", "Token消耗是个大问题"),
     ])
     ids = people(api)
-    api.client.put(f"/api/v1/recordings/{rid}/speakers", json={"SPEAKER_00": ids["闫俊杰"]},
+    api.client.put(f"/api/v1/recordings/{rid}/speakers", json={"SPEAKER_00": ids["林知远"]},
                    headers=api.headers("researcher"))
     stored = transcript(api, rid)["segments"]
     names = [s["name"] or s["speaker"] for s in stored]
@@ -185,7 +185,7 @@ def test_srt_and_vtt_parse_back(api, tmp_path: Path) -> None:
     assert [s.index for s in subs] == [1, 2, 3]
     assert [(s.start.total_seconds(), s.end.total_seconds()) for s in subs] == [
         (s["start"], s["end"]) for s in stored]
-    assert subs[0].content.startswith("闫俊杰: MoE 架构")
+    assert subs[0].content.startswith("林知远: MoE 架构")
     ours = importers.parse(srt_text.encode(), "application/x-subrip").cues
     assert [(c.start, c.end, c.speaker) for c in ours] == [
         (s["start"], s["end"], n) for s, n in zip(stored, names, strict=True)]
@@ -210,10 +210,10 @@ def test_json_round_trips_through_the_import(api, tmp_path: Path) -> None:
     rid, _ = interview(api, tmp_path)
     ids = people(api)
     api.client.put(f"/api/v1/recordings/{rid}/speakers",
-                   json={"SPEAKER_00": ids["闫俊杰"], "SPEAKER_02": ids["闫俊杰"]},
+                   json={"SPEAKER_00": ids["林知远"], "SPEAKER_02": ids["林知远"]},
                    headers=api.headers("researcher"))
     sid = transcript(api, rid)["segments"][1]["id"]
-    api.client.patch(f"/api/v1/segments/{sid}", json={"text": "首先，钱要到位。"},
+    api.client.patch(f"/api/v1/segments/{sid}", json={"text": "先把钱给够，这是底线。"},
                      headers=api.headers("researcher"))
     first = json.loads(export(api, rid, "json").text)
     assert first["segments"][1]["words"]  # re-timed words travel too
@@ -237,17 +237,17 @@ def test_docx_has_a_metadata_header(api, tmp_path: Path) -> None:
     rid, segs = interview(api, tmp_path, limit=4)
     ids = people(api)
     api.client.put(f"/api/v1/recordings/{rid}/speakers",
-                   json={"SPEAKER_00": ids["闫俊杰"], "SPEAKER_01": ids["罗永浩"]},
+                   json={"SPEAKER_00": ids["林知远"], "SPEAKER_01": ids["周晓岚"]},
                    headers=api.headers("researcher"))
     r = export(api, rid, "docx", role="author")
     body, header, table = docx_text(r.content)
     assert r.content[:2] == b"PK"
-    assert header.startswith("罗永浩对谈闫俊杰") and "version: 1 of 1" in header
+    assert header.startswith("周晓岚对谈林知远") and "version: 1 of 1" in header
     assert table["date"] == "2025-06-20" and table["place"] == "北京"
-    assert table["participants"] == "闫俊杰 (interviewee), 罗永浩 (host)"
+    assert table["participants"] == "林知远 (interviewee), 周晓岚 (host)"
     assert table["language"] == "zh" and table["version"].startswith("1 of 1 (import, test")
-    assert body.startswith("罗永浩对谈闫俊杰")
-    assert f"闫俊杰  [{hms(segs[1][0])}]" in body and segs[1][3] in body
+    assert body.startswith("周晓岚对谈林知远")
+    assert f"林知远  [{hms(segs[1][0])}]" in body and segs[1][3] in body
 
 
 def test_authors_get_restricted_segments_withheld_in_every_export(api, tmp_path: Path) -> None:
@@ -276,29 +276,29 @@ def test_authors_get_restricted_segments_withheld_in_every_export(api, tmp_path:
 
 SRT_BODY = """1
 00:00:01,000 --> 00:00:04,200
-罗永浩：大厂用两三倍薪资挖人的时候，
-你们是怎么留住核心人才的？
+周晓岚：大公司开三倍工资来挖人的时候，
+你靠什么把最早那批工程师留下来？
 
 2
 00:00:04,500 --> 00:00:09,000
-闫俊杰：首先钱要到位，但对最优秀的人来说，钱可能排在第二位。
+林知远：先把钱给够，这是底线；但对真正顶尖的人，钱往往只排第二。
 
 3
 00:00:09,000 --> 00:00:12,000
-第一位的是他们能否做成让自己骄傲的事。
+排第一的是能不能做出一件让自己多年后还愿意提起的事。
 """
 
 VTT_BODY = """WEBVTT Kind: captions
 Language: zh
 
-NOTE 来自罗永浩对谈闫俊杰那一期
+NOTE 来自周晓岚对谈林知远那一期
 
 intro
 00:01.000 --> 00:04.000 align:start
-<v 罗永浩>这么忙，有时间看论文吗？</v>
+<v 周晓岚>这么忙，有时间看论文吗？</v>
 
 00:04.500 --> 00:08.000
-<v.host 闫俊杰>看论文跟看<i>短视频</i>一样 &amp; 每天花1个小时看X上的论文。
+<v.host 林知远>看论文跟看<i>短视频</i>一样 &amp; 每天花1个小时看X上的论文。
 
 00:08.000 --> 01:00:08.000
 <v SPEAKER_03>Arxiv上新的论文。
@@ -316,12 +316,12 @@ def test_import_srt_maps_names_to_people(api, tmp_path: Path) -> None:
     assert body["model"] == "podcast show notes" and body["language"] == "zh"
     segs = body["segments"]
     assert [(s["start"], s["end"]) for s in segs] == [(1.0, 4.2), (4.5, 9.0), (9.0, 12.0)]
-    assert segs[0]["text"] == "大厂用两三倍薪资挖人的时候，你们是怎么留住核心人才的？"
+    assert segs[0]["text"] == "大公司开三倍工资来挖人的时候，你靠什么把最早那批工程师留下来？"
     # Names are labels of their own, mapped to the person of exactly that name.
     assert [(s["speaker"], s["person_id"], s["name"]) for s in segs] == [
-        ("罗永浩", ids["罗永浩"], "罗永浩"), ("闫俊杰", ids["闫俊杰"], "闫俊杰"),
-        ("闫俊杰", ids["闫俊杰"], "闫俊杰")]
-    assert segs[2]["text"].startswith("第一位的是")
+        ("周晓岚", ids["周晓岚"], "周晓岚"), ("林知远", ids["林知远"], "林知远"),
+        ("林知远", ids["林知远"], "林知远")]
+    assert segs[2]["text"].startswith("排第一的是")
     event = api.client.get("/api/v1/audit/log", params={"action": "import"},
                            headers=api.headers("editor")).json()["data"][0]
     assert event["summary"] == f"recording {rid}, version 2, srt, 3 segments"
@@ -329,12 +329,12 @@ def test_import_srt_maps_names_to_people(api, tmp_path: Path) -> None:
 
 def test_import_vtt_voices_tags_and_sniffing(api, tmp_path: Path) -> None:
     rid = new_recording(api, tmp_path)
-    person(api, "罗永浩")
+    person(api, "周晓岚")
     r = post_import(api, rid, VTT_BODY, "text/plain")  # sniffed from the WEBVTT line
     assert r.status_code == 201, r.text
     segs = r.json()["segments"]
-    assert [s["speaker"] for s in segs] == ["罗永浩", "闫俊杰", "SPEAKER_03"]
-    assert [s["name"] for s in segs] == ["罗永浩", None, None]
+    assert [s["speaker"] for s in segs] == ["周晓岚", "林知远", "SPEAKER_03"]
+    assert [s["name"] for s in segs] == ["周晓岚", None, None]
     assert segs[1]["text"] == "看论文跟看短视频一样 & 每天花1个小时看X上的论文。"
     assert segs[2]["end"] == 3608.0
     # Sourcebook JSON and SRT are sniffed too.
@@ -358,7 +358,7 @@ def test_import_vtt_voices_tags_and_sniffing(api, tmp_path: Path) -> None:
         ("第一行\n00:00:01,000 --> 00:00:02,000\n你好\n", "text/srt", 1, "cue number"),
         ("1\n00:00:01,000 --> 00:00:02,000\n你好\n".encode("gbk"), "text/srt", 3, "not UTF-8"),
         ("WEBVTT\n\n00:01.000 --> 00:02.000\n好\n\n00:03.000 --> 00:04.000\n".encode()
-         + "閆俊傑\n".encode("big5"), "text/vtt", 7, "not UTF-8"),
+         + "林知遠\n".encode("big5"), "text/vtt", 7, "not UTF-8"),
         ("00:01.000 --> 00:02.000\n没有头\n", "text/vtt", 1, "WEBVTT"),
         ("WEBVTT\n\n00:01.000 --> 00:02.000\n好\n\n00:01.500 --> 00:03.000\n叠\n",
          "text/vtt", 6, "overlap"),
@@ -394,7 +394,7 @@ def test_import_encodings_size_format_and_roles(api, tmp_path: Path, monkeypatch
                     SRT_BODY.replace("\n", "\r\n").encode()):
         r = post_import(api, rid, encoded, "text/srt")
         assert r.status_code == 201, r.text
-        assert r.json()["segments"][1]["text"].startswith("首先钱要到位")
+        assert r.json()["segments"][1]["text"].startswith("先把钱给够")
     r = post_import(api, rid, "hello, this is not a transcript", "text/plain")
     assert r.status_code == 415 and "SRT" in r.json()["detail"]
     assert post_import(api, rid, SRT_BODY, "text/srt", role="author").status_code == 403
@@ -426,7 +426,7 @@ def test_cli_export_matches_the_api(api, tmp_path: Path, monkeypatch) -> None:
 
     rid, _ = interview(api, tmp_path)
     ids = people(api)
-    api.client.put(f"/api/v1/recordings/{rid}/speakers", json={"SPEAKER_00": ids["闫俊杰"]},
+    api.client.put(f"/api/v1/recordings/{rid}/speakers", json={"SPEAKER_00": ids["林知远"]},
                    headers=api.headers("researcher"))
     settings = api.settings
     for key, value in {"DATABASE_URL": settings.database_url,
@@ -445,11 +445,11 @@ def test_cli_export_matches_the_api(api, tmp_path: Path, monkeypatch) -> None:
             assert out.read_bytes() == export(api, rid, fmt).content, fmt
         result = runner.invoke(app, ["export", str(rid), "--format", "docx"])
         assert result.exit_code == 0, result.output
-        written = settings.transcripts_dir / "罗永浩对谈闫俊杰-v1.docx"
+        written = settings.transcripts_dir / "周晓岚对谈林知远-v1.docx"
         assert docx_text(written.read_bytes())[0] == docx_text(export(api, rid, "docx").content)[0]
         result = runner.invoke(app, ["export", str(rid), "--format", "txt", "--out", "-",
                                      "--version", "1"])
-        assert result.exit_code == 0 and "闫俊杰: 首先钱要到位" in result.stdout
+        assert result.exit_code == 0 and "林知远: 先把钱给够" in result.stdout
         result = runner.invoke(app, ["export", str(rid), "--format", "pdf"])
         assert result.exit_code == 1 and "txt, md, srt, vtt, json, docx" in result.output
         result = runner.invoke(app, ["export", "999999"])
@@ -465,7 +465,7 @@ def test_cli_export_matches_the_api(api, tmp_path: Path, monkeypatch) -> None:
 
 
 def test_json_error_line_points_at_the_segment_even_after_nested_words() -> None:
-    segments = [{"start": i * 2.0, "end": i * 2.0 + 1.5, "speaker": "闫俊杰", "text": "好",
+    segments = [{"start": i * 2.0, "end": i * 2.0 + 1.5, "speaker": "林知远", "text": "好",
                  "words": [{"start": i * 2.0, "end": i * 2.0 + 1.5, "text": "好",
                             "probability": 0.9}]} for i in range(300)]
     segments[250]["end"] = segments[250]["start"] - 1  # ends before it starts

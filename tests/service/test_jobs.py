@@ -59,6 +59,8 @@ def test_upload_runs_to_a_speaker_attributed_transcript(worker_api) -> None:
     assert job["state"] == "succeeded", job
     assert job["progress"] == 1.0 and job["attempts"] == 1
     assert set(job["timings"]) == {"normalise", "transcribe", "diarize", "merge"}
+    # The worker recorded where the models ran (SOURCEBOOK_DEVICE defaults to cpu).
+    assert job["options"]["device"] == "cpu" and job["options"]["compute_type"] == "int8"
     # Progress was visible along the way and never went backwards.
     running = [p for s, _, p in seen if s == "running"]
     assert running and running == sorted(running)
@@ -148,7 +150,7 @@ def test_cancel_a_queued_job(api, tmp_path: Path) -> None:
 
 def _context(api, **kw):
     from pipelines.runner import ModelCache
-    from service.worker import tasks
+    from service.worker import jobrows
 
     class Recorder:
         def __init__(self):
@@ -160,14 +162,14 @@ def _context(api, **kw):
         def waiting_job_ids(self):
             return set()
 
-    return tasks.WorkerContext(settings=api.settings, engine=api.engine,
+    return jobrows.WorkerContext(settings=api.settings, engine=api.engine,
                                storage=api.client.app.state.storage,
                                models=ModelCache(api.settings.models_dir), queue=Recorder())
 
 
 def test_transient_failure_is_retried_with_backoff(api, tmp_path: Path, monkeypatch) -> None:
     from pipelines import runner
-    from service.worker import tasks
+    from service.worker import jobrows, tasks
 
     body = upload(api, make_tone(tmp_path / "a.wav")).json()
     jid = body["job"]["id"]
@@ -178,9 +180,9 @@ def test_transient_failure_is_retried_with_backoff(api, tmp_path: Path, monkeypa
     with Session(api.engine) as s:
         job = s.get(Job, jid)
         assert job.state == "queued" and job.attempts == 1 and "will retry" in job.error
-    assert ctx.queue.sent == [(jid, tasks.RETRY_BASE_SECONDS)]
+    assert ctx.queue.sent == [(jid, jobrows.RETRY_BASE_SECONDS)]
     tasks.execute(ctx, jid)
-    assert ctx.queue.sent[-1] == (jid, tasks.RETRY_BASE_SECONDS * 2)
+    assert ctx.queue.sent[-1] == (jid, jobrows.RETRY_BASE_SECONDS * 2)
     tasks.execute(ctx, jid)  # third attempt is the last (job_max_attempts=3)
     with Session(api.engine) as s:
         job = s.get(Job, jid)
@@ -226,7 +228,7 @@ def _transcribe(api, ctx, rid: int):
 
 def test_store_is_idempotent_per_job(api) -> None:
     """A run stores once; storing again (a duplicate delivery's late store) changes nothing."""
-    from service.worker import tasks
+    from service.worker import jobrows, tasks
 
     body = upload(api, PYANNOTE_SAMPLE).json()
     jid, rid = body["job"]["id"], body["recording"]["id"]
@@ -234,7 +236,7 @@ def test_store_is_idempotent_per_job(api) -> None:
     attempt = tasks.claim(ctx, jid).attempts
     result = _transcribe(api, ctx, rid)
     tasks.store(ctx, jid, rid, result, attempt)
-    with pytest.raises(tasks.JobLost):
+    with pytest.raises(jobrows.JobLost):
         tasks.store(ctx, jid, rid, result, attempt)  # the job is no longer running
     with Session(api.engine) as s:
         assert len(s.exec(select(Transcript).where(Transcript.recording_id == rid)).all()) == 1
@@ -250,7 +252,7 @@ def test_a_run_that_lost_its_job_writes_nothing(api) -> None:
 
     from service.models.base import utcnow
     from service.models.jobs import JobState
-    from service.worker import tasks
+    from service.worker import jobrows, tasks
 
     body = upload(api, PYANNOTE_SAMPLE).json()
     jid, rid = body["job"]["id"], body["recording"]["id"]
@@ -277,13 +279,13 @@ def test_a_run_that_lost_its_job_writes_nothing(api) -> None:
         assert s.get(Job, jid).progress == 0.05
 
     reporter.flush()
-    with pytest.raises(tasks.JobLost):
+    with pytest.raises(jobrows.JobLost):
         reporter.check()
     result = _transcribe(api, ctx_a, rid)
-    with pytest.raises(tasks.JobLost):
+    with pytest.raises(jobrows.JobLost):
         tasks.store(ctx_a, jid, rid, result, 1)
-    tasks._retry_or_fail(ctx_a, jid, 1, "RuntimeError: late failure of the old run")
-    tasks._finish(ctx_a, jid, 1, JobState.failed, "late failure of the old run")
+    jobrows.retry_or_fail(ctx_a, jid, 1, "RuntimeError: late failure of the old run")
+    jobrows.finish(ctx_a, jid, 1, JobState.failed, "late failure of the old run")
     with Session(api.engine) as s:
         job = s.get(Job, jid)
         assert (job.state, job.attempts, job.worker) == ("running", 2, "worker-b:2")

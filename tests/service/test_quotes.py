@@ -243,7 +243,7 @@ def test_links_and_dependents(api, interview) -> None:
     in_sec = api.client.get(f"/api/v1/quotes?chapter_id={sec['id']}", headers=h).json()
     assert [q["id"] for q in in_sec["data"]] == [q1["id"]]
     assert in_sec["data"][0]["chapters"] == [{"chapter_id": sec["id"], "usage": "drafted",
-                                              "note": "开头"}]
+                                              "chapter_label": "2.3 痛苦洞察", "note": "开头"}]
     in_ch = api.client.get(f"/api/v1/quotes?chapter_id={part['id']}", headers=h).json()
     assert in_ch["count"] == 2
     by_rec = api.client.get(f"/api/v1/recordings/{interview['rec']}/chapters",

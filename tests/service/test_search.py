@@ -1,18 +1,17 @@
 """Full-text search in Chinese and English, on SQLite (FTS5) and PostgreSQL (tsvector).
 
-The corpus is the real interview notes in ../shared/seeds/001_…txt (姚顺雨 with 张小珺
-and 李广密; 闫俊杰 with 罗永浩), cut into segments, plus a few English and mixed lines.
+The corpus is the repository's own interview notes, tests/fixtures/interview_notes.md
+(沈一舟 with 许青 and 顾岩; 林知远 with 周晓岚; all fictional), cut into segments, plus a
+few English and mixed lines.
 Expected counts are computed independently in Python from the segment texts.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -35,10 +34,19 @@ from service.search import (
     snippet,
 )
 from service.search.snippet import tokens_with_spans
-from tests.factories import REPO, add_transcript, person_payload
+from tests.factories import (
+    BOOK,
+    FOUNDER,
+    FOUNDER_TRADITIONAL,
+    HOST,
+    INTERVIEW_TITLE,
+    NOTES,
+    add_transcript,
+    person_payload,
+    seed_files,
+)
 
-SEEDS = Path(os.environ.get("SOURCEBOOK_SEEDS_DIR", REPO.parent / "shared" / "seeds"))
-NOTES = SEEDS / "001_23701809df0781c4.txt"
+GUEST, CO_HOST_1, CO_HOST_2 = "沈一舟", "许青", "顾岩"
 
 ENGLISH = [
     "Transformers changed everything, and the transformer is still the core of the model.",
@@ -61,8 +69,8 @@ Segs = list[tuple[float, float, str, str]]
 class Corpus:
     """Recording id -> the segments stored as its current version."""
 
-    yao: int
-    yan: int
+    shen: int
+    lin: int
     english: int
     segments: dict[int, Segs]
 
@@ -76,13 +84,13 @@ def _clean(line: str) -> str:
     return re.sub(r"^[-#>\s]+", "", line).strip()
 
 
-def seed_sections() -> tuple[Segs, Segs]:
+def notes_sections() -> tuple[Segs, Segs]:
     """The two interviews of the notes as (start, end, label, text) segments."""
     text = NOTES.read_text(encoding="utf-8")
     body = text.split("---", 2)[2]
-    yao_part, yan_part = body.split("\n# 闫俊杰", 1)
-    labels_yao = {"姚顺雨": "SPEAKER_00", "张小珺": "SPEAKER_01", "李广密": "SPEAKER_02"}
-    labels_yan = {"闫俊杰": "SPEAKER_00", "罗永浩": "SPEAKER_01"}
+    shen_part, lin_part = body.split(f"\n# {FOUNDER}", 1)
+    labels_shen = {GUEST: "SPEAKER_00", CO_HOST_1: "SPEAKER_01", CO_HOST_2: "SPEAKER_02"}
+    labels_lin = {FOUNDER: "SPEAKER_00", HOST: "SPEAKER_01"}
 
     def cut(part: str, labels: dict[str, str]) -> Segs:
         out: Segs = []
@@ -105,7 +113,7 @@ def seed_sections() -> tuple[Segs, Segs]:
             t += dur + 0.5
         return out
 
-    return cut(yao_part, labels_yao), cut(yan_part, labels_yan)
+    return cut(shen_part, labels_shen), cut(lin_part, labels_lin)
 
 
 def add_recording(api, title: str, *, owner: str = "researcher",
@@ -141,16 +149,16 @@ def new_person(api, name: str) -> int:
 
 @pytest.fixture
 def corpus(api) -> Corpus:
-    yao_segs, yan_segs = seed_sections()
-    yan_segs = yan_segs + [(9000.0 + i, 9000.5 + i, "SPEAKER_01", t) for i, t in enumerate(MIXED)]
-    yao = add_recording(api, "张小珺商业访谈录：姚顺雨")
-    yan = add_recording(api, "罗永浩对谈闫俊杰")
+    shen_segs, lin_segs = notes_sections()
+    lin_segs = lin_segs + [(9000.0 + i, 9000.5 + i, "SPEAKER_01", t) for i, t in enumerate(MIXED)]
+    shen = add_recording(api, f"岚山播客：{GUEST}")
+    lin = add_recording(api, INTERVIEW_TITLE)
     english = add_recording(api, "Podcast: scaling agents")
-    add_transcript(api, yao, yao_segs)
-    add_transcript(api, yan, yan_segs)
+    add_transcript(api, shen, shen_segs)
+    add_transcript(api, lin, lin_segs)
     en_segs = [(i * 10.0, i * 10.0 + 8, "SPEAKER_00", t) for i, t in enumerate(ENGLISH)]
     add_transcript(api, english, en_segs, language="en")
-    return Corpus(yao, yan, english, {yao: yao_segs, yan: yan_segs, english: en_segs})
+    return Corpus(shen, lin, english, {shen: shen_segs, lin: lin_segs, english: en_segs})
 
 
 def find(api, role: str = "author", **params):
@@ -190,7 +198,7 @@ def contains_phrase(text: str, phrase: str, prefix: bool = False) -> bool:
 # --- what must work ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("q", ["闫", "钱", "模型", "算力", "数据飞轮", "第一性原理", "产品经理"])
+@pytest.mark.parametrize("q", ["林", "钱", "模型", "算力", "数据飞轮", "第一性原理", "产品经理"])
 def test_chinese_queries_of_one_two_and_four_characters(api, corpus: Corpus, q: str) -> None:
     expected = sorted(t for t in corpus.all_texts() if contains_phrase(t, q))
     assert expected, f"the fixture should contain {q}"
@@ -209,7 +217,7 @@ def test_two_characters_must_be_adjacent_and_in_order(api, corpus: Corpus) -> No
 
 def test_english_words_prefixes_and_phrases(api, corpus: Corpus) -> None:
     texts = corpus.all_texts()
-    # A word is matched whole and regardless of case: "Transformer" in the seed notes
+    # A word is matched whole and regardless of case: "Transformer" in the interview notes
     # and "the transformer" in the English line, but not "Transformers".
     word = find(api, q="TRANSFORMER")
     assert word["count"] == sum(contains_phrase(t, "transformer") for t in texts) == 2
@@ -244,8 +252,8 @@ def test_mixed_chinese_and_english_query(api, corpus: Corpus) -> None:
 
 
 def test_traditional_script_finds_simplified_and_back(api, corpus: Corpus) -> None:
-    simplified = find(api, q="闫俊杰")
-    traditional = find(api, q="閆俊傑")
+    simplified = find(api, q=FOUNDER)
+    traditional = find(api, q=FOUNDER_TRADITIONAL)
     assert simplified["count"] == traditional["count"] > 0
     assert ({h["segment_id"] for h in simplified["data"]}
             == {h["segment_id"] for h in traditional["data"]})
@@ -261,47 +269,47 @@ def test_traditional_script_finds_simplified_and_back(api, corpus: Corpus) -> No
 
 def test_filters_by_recording_language_and_person(api, corpus: Corpus) -> None:
     q = "模型"
-    texts_yan = corpus.all_texts([corpus.yan])
-    by_rec = find(api, q=q, recording_id=corpus.yan, limit=100)
+    texts_yan = corpus.all_texts([corpus.lin])
+    by_rec = find(api, q=q, recording_id=corpus.lin, limit=100)
     assert by_rec["count"] == sum(contains_phrase(t, q) for t in texts_yan)
-    assert {h["recording_id"] for h in by_rec["data"]} == {corpus.yan}
-    assert by_rec["data"][0]["recording_title"] == "罗永浩对谈闫俊杰"
+    assert {h["recording_id"] for h in by_rec["data"]} == {corpus.lin}
+    assert by_rec["data"][0]["recording_title"] == INTERVIEW_TITLE
 
     assert find(api, q="model", language="en")["count"] == 2
     assert find(api, q="model", language="zh")["count"] == 0
 
-    yan_id = new_person(api, "闫俊杰")
-    map_speaker(api, corpus.yan, "SPEAKER_00", yan_id)
-    said = [t for _, _, label, t in corpus.segments[corpus.yan] if label == "SPEAKER_00"]
+    yan_id = new_person(api, FOUNDER)
+    map_speaker(api, corpus.lin, "SPEAKER_00", yan_id)
+    said = [t for _, _, label, t in corpus.segments[corpus.lin] if label == "SPEAKER_00"]
     hits, count = find_all(api, q=q, person_id=yan_id)
     assert count == sum(contains_phrase(t, q) for t in said) > 0
     assert {(h["person_id"], h["name"], h["speaker"]) for h in hits} == {
-        (yan_id, "闫俊杰", "SPEAKER_00")}
+        (yan_id, FOUNDER, "SPEAKER_00")}
 
 
 def test_speaker_names_come_from_the_map_at_read_time(api, corpus: Corpus) -> None:
-    zhang = new_person(api, "张小珺")
-    luo = new_person(api, "罗永浩")
+    zhang = new_person(api, CO_HOST_1)
+    luo = new_person(api, HOST)
     q = "Agent如何scale up"
-    hit = find(api, q=q, recording_id=corpus.yao)["data"][0]
+    hit = find(api, q=q, recording_id=corpus.shen)["data"][0]
     assert (hit["speaker"], hit["person_id"], hit["name"]) == ("SPEAKER_01", None, None)
-    map_speaker(api, corpus.yao, "SPEAKER_01", luo)
-    assert find(api, q=q, person_id=luo)["data"][0]["name"] == "罗永浩"
-    map_speaker(api, corpus.yao, "SPEAKER_01", zhang)  # remapped: every search shows it
-    hit = find(api, q=q, recording_id=corpus.yao)["data"][0]
-    assert (hit["person_id"], hit["name"]) == (zhang, "张小珺")
+    map_speaker(api, corpus.shen, "SPEAKER_01", luo)
+    assert find(api, q=q, person_id=luo)["data"][0]["name"] == HOST
+    map_speaker(api, corpus.shen, "SPEAKER_01", zhang)  # remapped: every search shows it
+    hit = find(api, q=q, recording_id=corpus.shen)["data"][0]
+    assert (hit["person_id"], hit["name"]) == (zhang, CO_HOST_1)
     assert find(api, q=q, person_id=luo)["count"] == 0
 
 
 def test_snippet_is_cut_around_the_first_hit_of_a_long_segment(api, corpus: Corpus) -> None:
-    long = max((s for s in corpus.segments[corpus.yan]), key=lambda s: len(s[3]))[3]
+    long = max((s for s in corpus.segments[corpus.lin]), key=lambda s: len(s[3]))[3]
     assert len(long) > 120
     # Four Chinese characters first found late in the segment: the snippet starts with
     # "…" and holds the hit.
     word = next(long[i:i + 4] for i in range(len(long) - 30, 0, -1)
                 if re.fullmatch(r"[\u4e00-\u9fff]{4}", long[i:i + 4])
                 and long.index(long[i:i + 4]) > 60)
-    hits = find(api, q=word, recording_id=corpus.yan, limit=100)["data"]
+    hits = find(api, q=word, recording_id=corpus.lin, limit=100)["data"]
     hit = next(h for h in hits if h["text"] == long)
     snip = hit["snippet"]
     assert f"{MARK_OPEN}{word}{MARK_CLOSE}" in snip
@@ -334,9 +342,9 @@ def test_only_the_current_version_is_searched(api, corpus: Corpus) -> None:
 def test_private_recordings_of_another_researcher_are_invisible(api, corpus: Corpus) -> None:
     api.add_user("researcher2", Role.researcher)
     theirs = add_recording(api, "private notes", owner="researcher2", access=Access.private)
-    add_transcript(api, theirs, [(0, 5, "SPEAKER_00", "闫俊杰私下说的一段话。")])
-    everyone = find(api, "editor", q="闫俊杰")["count"]
-    assert find(api, "researcher", q="闫俊杰")["count"] == everyone - 1
+    add_transcript(api, theirs, [(0, 5, "SPEAKER_00", "林知远私下说的一段话。")])
+    everyone = find(api, "editor", q="林知远")["count"]
+    assert find(api, "researcher", q="林知远")["count"] == everyone - 1
     assert find(api, "author", q="私下")["count"] == 0
     assert find(api, "editor", q="私下")["count"] == 1
     r = api.client.get("/api/v1/search", params={"q": "私下", "recording_id": theirs},
@@ -396,27 +404,27 @@ def test_index_follows_edits_and_deletes(api, corpus: Corpus) -> None:
         session.delete(session.get(Recording, corpus.english))
         session.commit()
     assert find(api, q="hailuo")["count"] == 0
-    assert find(api, q="闫俊杰")["count"] > 0
+    assert find(api, q=FOUNDER)["count"] > 0
 
 
 def test_a_speaker_correction_moves_the_segment_between_people(api, corpus: Corpus) -> None:
     """The index's speaker token follows a PATCH, so the person filter does too."""
-    yan_id = new_person(api, "闫俊杰")
-    luo_id = new_person(api, "罗永浩")
-    map_speaker(api, corpus.yan, "SPEAKER_00", yan_id)
-    map_speaker(api, corpus.yan, "SPEAKER_01", luo_id)
+    yan_id = new_person(api, FOUNDER)
+    luo_id = new_person(api, HOST)
+    map_speaker(api, corpus.lin, "SPEAKER_00", yan_id)
+    map_speaker(api, corpus.lin, "SPEAKER_01", luo_id)
     hit = find(api, q="MoE 路线", person_id=luo_id)["data"][0]
     r = api.client.patch(f"/api/v1/segments/{hit['segment_id']}", json={"speaker": "SPEAKER_00"},
                          headers=api.headers("researcher"))
     assert r.status_code == 200, r.text
     assert find(api, q="MoE 路线", person_id=luo_id)["count"] == 0
     moved = find(api, q="MoE 路线", person_id=yan_id)["data"]
-    assert [(h["segment_id"], h["name"]) for h in moved] == [(hit["segment_id"], "闫俊杰")]
+    assert [(h["segment_id"], h["name"]) for h in moved] == [(hit["segment_id"], FOUNDER)]
 
 
 def test_filter_tokens_of_the_index_are_not_searchable(api, corpus: Corpus) -> None:
     """The index also holds recording/language/speaker tokens; a query never sees them."""
-    for q in (meta_token("r", corpus.yao), meta_token("l", "zh"),
+    for q in (meta_token("r", corpus.shen), meta_token("l", "zh"),
               meta_token("p", 0), "search_meta:r1"):
         assert find(api, "editor", q=q)["count"] == 0, q
 
@@ -456,15 +464,15 @@ def test_huge_result_sets_are_capped_and_ranked_within_the_newest(api, corpus: C
 def test_the_index_stays_exact_through_every_kind_of_write(api, corpus: Corpus) -> None:
     """Versions, mapping, remapping, a person's deletion, corrections, label merges and
     a recording's deletion; then FTS5 compares its index with the content view."""
-    yan = new_person(api, "闫俊杰")
-    luo = new_person(api, "罗永浩")
-    said = {label: sum(contains_phrase(t, "模型") for _, _, lb, t in corpus.segments[corpus.yan]
+    yan = new_person(api, FOUNDER)
+    luo = new_person(api, HOST)
+    said = {label: sum(contains_phrase(t, "模型") for _, _, lb, t in corpus.segments[corpus.lin]
                        if lb == label) for label in ("SPEAKER_00", "SPEAKER_01")}
     assert said["SPEAKER_00"] > 0 and said["SPEAKER_01"] > 0
-    map_speaker(api, corpus.yan, "SPEAKER_00", yan)
-    map_speaker(api, corpus.yan, "SPEAKER_01", yan)  # two labels, one person
+    map_speaker(api, corpus.lin, "SPEAKER_00", yan)
+    map_speaker(api, corpus.lin, "SPEAKER_01", yan)  # two labels, one person
     assert find(api, q="模型", person_id=yan)["count"] == sum(said.values())
-    map_speaker(api, corpus.yan, "SPEAKER_01", luo)
+    map_speaker(api, corpus.lin, "SPEAKER_01", luo)
     assert find(api, q="模型", person_id=yan)["count"] == said["SPEAKER_00"]
     assert find(api, q="模型", person_id=luo)["count"] == said["SPEAKER_01"]
     with Session(api.engine) as session:  # deleting a person unmaps their labels (SET NULL)
@@ -478,13 +486,13 @@ def test_the_index_stays_exact_through_every_kind_of_write(api, corpus: Corpus) 
     map_speaker(api, corpus.english, "SPEAKER_00", yan)
     assert find(api, q="agents", person_id=yan)["count"] == 1
     with Session(api.engine) as session:
-        seg = session.exec(select(Segment).where(Segment.recording_id == corpus.yan,
+        seg = session.exec(select(Segment).where(Segment.recording_id == corpus.lin,
                                                  Segment.speaker == "SPEAKER_00")).first()
         assert seg is not None
         seg.speaker = "SPEAKER_01"
         session.add(seg)
         session.commit()
-        session.delete(session.get(Recording, corpus.yao))
+        session.delete(session.get(Recording, corpus.shen))
         session.commit()
     if api.engine.dialect.name == "sqlite":
         with api.engine.begin() as conn:  # raises if index and content disagree
@@ -594,17 +602,29 @@ def test_parse_query_folds_and_escapes() -> None:
         parse_query("()")
 
 
-def test_snippet_tokens_line_up_with_the_index_for_all_seed_text() -> None:
+def _assert_snippet_tokens_match_the_index(lines: list[str]) -> None:
     # The snippet maps hits back to original positions with its own tokenizer; it must
     # produce exactly the index's tokens, or hits would be marked in the wrong place.
-    lines = [ln for f in sorted(SEEDS.glob("*.txt"))
-             for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    assert len(lines) > 1000
     for line in [*lines, "ＭｏＥ架構", "ﬁne-tuning", "Ⅻ章", "café", "e\u0301cole"]:
         tokens = tokens_with_spans(line)
         assert " ".join(t for t, _, _ in tokens) == cjk_spaced(line), line
         for tok, a, b in tokens:
             assert cjk_spaced(line[a:b]).replace(" ", "") == tok, (line, tok)
+
+
+def test_snippet_tokens_line_up_with_the_index_for_all_fixture_text() -> None:
+    lines = [ln for f in (BOOK, NOTES)
+             for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    assert len(lines) > 250
+    _assert_snippet_tokens_match_the_index([*lines, *ENGLISH, *MIXED])
+
+
+def test_snippet_tokens_line_up_with_the_index_for_all_seed_text() -> None:
+    """The real seed documents: more text, more odd characters."""
+    lines = [ln for f in seed_files("*.txt")
+             for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    assert len(lines) > 1000
+    _assert_snippet_tokens_match_the_index(lines)
 
 
 def test_snippet_marks_the_original_text() -> None:

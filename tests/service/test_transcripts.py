@@ -18,7 +18,7 @@ from service.models.consent import RestrictionLevel
 from service.models.users import Role
 from tests.factories import add_transcript, interview, new_recording, person, restrict
 
-YAN_TEXT_2 = "首先钱要到位"  # the start of 闫俊杰's first answer (segment index 1)
+YAN_TEXT_2 = "先把钱给够"  # the start of 林知远's first answer (segment index 1)
 
 
 def transcript(api, rid: int, role: str = "researcher", **params) -> dict:
@@ -54,26 +54,26 @@ def test_speaker_map_names_every_segment_and_merges_labels(api, tmp_path: Path) 
     assert all(s["name"] is None for s in before["segments"])
     people = {p["name"]: p["id"] for p in api.client.get(
         "/api/v1/people", headers=api.headers("researcher")).json()["data"]}
-    yan, luo = people["闫俊杰"], people["罗永浩"]
+    yan, luo = people["林知远"], people["周晓岚"]
 
     r = put_speakers(api, rid, {"SPEAKER_00": yan, "SPEAKER_01": luo, "SPEAKER_02": yan})
     assert r.status_code == 200, r.text
     assert r.json() == [
-        {"label": "SPEAKER_00", "person_id": yan, "name": "闫俊杰", "suggestion": None},
-        {"label": "SPEAKER_01", "person_id": luo, "name": "罗永浩", "suggestion": None},
-        {"label": "SPEAKER_02", "person_id": yan, "name": "闫俊杰", "suggestion": None},
+        {"label": "SPEAKER_00", "person_id": yan, "name": "林知远", "suggestion": None},
+        {"label": "SPEAKER_01", "person_id": luo, "name": "周晓岚", "suggestion": None},
+        {"label": "SPEAKER_02", "person_id": yan, "name": "林知远", "suggestion": None},
     ]
     after = transcript(api, rid, role="author")
-    # Both of 闫俊杰's labels are listed with the same person: clients merge on person_id.
+    # Both of 林知远's labels are listed with the same person: clients merge on person_id.
     merged = [s for s in after["speakers"] if s["person_id"] == yan]
     assert [s["label"] for s in merged] == ["SPEAKER_00", "SPEAKER_02"]
-    assert {s["name"] for s in merged} == {"闫俊杰"}
+    assert {s["name"] for s in merged} == {"林知远"}
     names = [s["name"] for s in after["segments"]]
-    assert names == ["罗永浩" if label == "SPEAKER_01" else "闫俊杰" for *_, label, _ in segs]
+    assert names == ["周晓岚" if label == "SPEAKER_01" else "林知远" for *_, label, _ in segs]
     assert after["segments"][1]["text"].startswith(YAN_TEXT_2)
     # The map is per recording, so the recording read shows it too.
     rec = api.client.get(f"/api/v1/recordings/{rid}", headers=api.headers("author")).json()
-    assert {s["label"]: s["name"] for s in rec["speakers"]}["SPEAKER_02"] == "闫俊杰"
+    assert {s["label"]: s["name"] for s in rec["speakers"]}["SPEAKER_02"] == "林知远"
 
     # Null unmaps one label; labels left out keep their person.
     r = put_speakers(api, rid, {"SPEAKER_02": None})
@@ -89,7 +89,7 @@ def test_speaker_map_names_every_segment_and_merges_labels(api, tmp_path: Path) 
 
 def test_speaker_map_bad_input(api, tmp_path: Path) -> None:
     rid, _ = interview(api, tmp_path)
-    yan = person(api, "闫俊杰 (2)")
+    yan = person(api, "林知远 (2)")
     r = put_speakers(api, rid, {"SPEAKER_09": yan, "SPEAKER_00": yan})
     assert r.status_code == 422
     detail = r.json()["detail"]
@@ -100,7 +100,7 @@ def test_speaker_map_bad_input(api, tmp_path: Path) -> None:
     assert "987654" in r.json()["detail"] and "/api/v1/people" in r.json()["detail"]
 
     assert put_speakers(api, rid, {}).status_code == 422
-    assert put_speakers(api, rid, {"SPEAKER_00": "闫俊杰"}).status_code == 422
+    assert put_speakers(api, rid, {"SPEAKER_00": "林知远"}).status_code == 422
     assert put_speakers(api, rid, {"SPEAKER_00": yan}, role="author").status_code == 403
     assert put_speakers(api, rid, {"SPEAKER_00": yan}, role="editor").status_code == 403
     assert put_speakers(api, 424242, {"SPEAKER_00": yan}).status_code == 404
@@ -148,8 +148,8 @@ def test_text_correction_keeps_span_retimes_words_and_reindexes(api, tmp_path: P
     rid, _segs = interview(api, tmp_path)
     seg = transcript(api, rid)["segments"][1]
     old_text = seg["text"]
-    assert _fts_hits(api, "钱要到位") == [seg["id"]]
-    new_text = old_text.replace("钱要到位", "薪酬要到位") + " Retention matters."
+    assert _fts_hits(api, "把钱给够") == [seg["id"]]
+    new_text = old_text.replace("把钱给够", "把薪酬给够") + " Retention matters."
 
     r = patch(api, seg["id"], {"text": new_text})
     assert r.status_code == 200, r.text
@@ -165,8 +165,8 @@ def test_text_correction_keeps_span_retimes_words_and_reindexes(api, tmp_path: P
     assert [w["text"] for w in words[-2:]] == ["Retention", "matters."]
 
     # The index follows in the same transaction, on both databases.
-    assert _fts_hits(api, "钱要到位") == []
-    assert _fts_hits(api, "薪酬要到位") == [seg["id"]]
+    assert _fts_hits(api, "把钱给够") == []
+    assert _fts_hits(api, "把薪酬给够") == [seg["id"]]
     assert _fts_hits(api, "retention matters") == [seg["id"]]
 
     revs = api.client.get(f"/api/v1/segments/{seg['id']}/revisions",

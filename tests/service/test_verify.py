@@ -1,4 +1,8 @@
-"""Manuscript verification on the seed draft: finding quotations, sourced/altered/unsourced."""
+"""Manuscript verification on a book draft: finding quotations, sourced/altered/unsourced.
+
+The draft is the repository's own (``tests/fixtures/book_draft.md``); one more test counts
+the quotations of the real seed draft where SOURCEBOOK_SEEDS_DIR has it.
+"""
 
 from __future__ import annotations
 
@@ -12,42 +16,45 @@ import pytest
 from pipelines.text import normalise_for_match
 from service.manuscript.quotations import find_quotations, named_person
 from tests.factories import (
-    SEED_BOOK,
+    BOOK,
+    SEED_BOOK_NAME,
     add_transcript,
     name_speakers,
     person,
     recording,
     restrict,
+    seed_file,
 )
 
 REPO = Path(__file__).resolve().parents[2]
 MD = {"Content-Type": "text/markdown"}
 
-A = "只有把MoE做出来，才能用可估量的成本向更高阶段演进。"
-B = "我们现在像一家‘AI咨询公司’，靠卖工程师的人时赚钱。这不是科技公司应有的增长曲线。"
-C = ("深度学习解决的是‘表示能力’问题，但智能的核心不只是表示，更是‘推理’和‘抽象’。"
-     "我们现在有了更好的感知工具，但离真正的理解还很远。")
-D = ("AI领域一定会有多个玩家持续存在...越来越多开源模型开始产生影响力，且越来越逼近最好的闭源"
-     "模型。因此，AI会被掌握在多家公司或组织手中，并且会变得越来越普惠。")
-E = ("如果我出来创业，不会做六个月能见效果的事。"
-     "我要做需要三年、五年才能验证，但一旦验证就能建立十年壁垒的事。")
+# Quotations of the fixture draft (tests/fixtures/book_draft.md, fictional people).
+A = "只有把稀疏模型做出来，才能用算得起的成本走向更大的规模。"
+B = "我们现在像一家‘外包工作室’，靠卖工程师的工时赚钱。这不是一家模型公司该有的样子。"
+C = ("写代码的人总以为难点在‘算法’，其实真正难的是‘数据’和‘耐心’。"
+     "我们现在有了更好的训练框架，但离可靠的产品还很远。")
+D = ("开源模型会一直存在...越来越多的开源模型开始追上最好的闭源模型。所以，模型能力会分散在很多"
+     "团队手里，并且会变得越来越便宜。")
+E = ("如果我自己出来做，不会做三个月就能见效的事。"
+     "我要做需要两年、三年才能验证，但一旦验证就能守住很多年的事。")
 
 # What was said on tape: B in traditional script, A by the host over two segments, D with
 # words the author cut at the ellipsis, C and E reworded a little.
 TAPE = [
-    (0.0, 4.0, "SPEAKER_01", "今天我们聊聊你创业的事情。"),
-    (4.0, 9.0, "SPEAKER_00", "我們現在像一家AI諮詢公司，"),
-    (9.0, 14.0, "SPEAKER_00", "靠賣工程師的人時賺錢。這不是科技公司應有的增長曲線。"),
-    (14.0, 18.0, "SPEAKER_01", "你怎么看深度学习？"),
-    (18.0, 30.0, "SPEAKER_00", "深度学习解决的是表示能力问题，但智能的核心不只是表示，"
-                               "更是推理和抽象。我们现在有了更强的感知工具，但离真正的理解还差得很远。"),
-    (30.0, 36.0, "SPEAKER_01", "只有把MoE做出来，"),
-    (36.0, 42.0, "SPEAKER_01", "才能用可估量的成本向更高阶段演进。"),
-    (42.0, 50.0, "SPEAKER_00", "AI领域一定会有多个玩家持续存在，这一点我很确定。"),
-    (50.0, 62.0, "SPEAKER_00", "越来越多开源模型开始产生影响力，且越来越逼近最好的闭源模型。"
-                               "因此，AI会被掌握在多家公司或组织手中，并且会变得越来越普惠。"),
-    (62.0, 75.0, "SPEAKER_00", "如果我出来创业，不会去做半年就能见效果的事。"
-                               "我要做需要三年、五年才能验证，但一旦验证就能建立十年壁垒的事。"),
+    (0.0, 4.0, "SPEAKER_01", "今天我们聊聊你离开大公司以后的事。"),
+    (4.0, 9.0, "SPEAKER_00", "我們現在像一家外包工作室，"),
+    (9.0, 14.0, "SPEAKER_00", "靠賣工程師的工時賺錢。這不是一家模型公司該有的樣子。"),
+    (14.0, 18.0, "SPEAKER_01", "你怎么看训练框架这件事？"),
+    (18.0, 30.0, "SPEAKER_00", "写代码的人总以为难点在算法，其实真正难的是数据和耐心。"
+                               "我们现在有了更强的训练框架，但离可靠的产品还差得很远。"),
+    (30.0, 36.0, "SPEAKER_01", "只有把稀疏模型做出来，"),
+    (36.0, 42.0, "SPEAKER_01", "才能用算得起的成本走向更大的规模。"),
+    (42.0, 50.0, "SPEAKER_00", "开源模型会一直存在，这一点我很有把握。"),
+    (50.0, 62.0, "SPEAKER_00", "越来越多的开源模型开始追上最好的闭源模型。"
+                               "所以，模型能力会分散在很多团队手里，并且会变得越来越便宜。"),
+    (62.0, 75.0, "SPEAKER_00", "如果我自己出来做，不会去做几个月就能见效的事。"
+                               "我要做需要两年、三年才能验证，但一旦验证就能守住很多年的事。"),
 ]
 
 
@@ -67,11 +74,23 @@ def test_find_quotations_kinds() -> None:
     assert named_person("他的朋友闫俊杰后来", people) is None  # no speech cue
 
 
-def test_seed_draft_quotations_found() -> None:
-    found, short = find_quotations(SEED_BOOK.read_text())
+def test_book_draft_quotations_found() -> None:
+    found, short = find_quotations(BOOK.read_text(encoding="utf-8"))
     texts = [normalise_for_match(q.text) for q in found]
     for q in (A, B, C, D, E):
         assert normalise_for_match(q) in texts
+    assert [q.kind for q in found].count("block") == 8
+    assert len(found) == 59 and short == 19
+    # Block quotes lose their outer marks; the named speaker is found before them.
+    e = next(q for q in found if normalise_for_match(q.text) == normalise_for_match(E))
+    assert e.kind == "block" and e.text == E
+    a = next(q for q in found if q.text == A)
+    assert named_person(a.context, [(1, "林知远", ["林知遠"]), (2, "苏晴", [])]) == (1, "林知远")
+
+
+def test_seed_draft_quotations_found() -> None:
+    """The real seed draft: many more quotations, blocks and quoted terms."""
+    found, short = find_quotations(seed_file(SEED_BOOK_NAME).read_text(encoding="utf-8"))
     assert sum(q.kind == "block" for q in found) >= 40
     assert len(found) > 150 and short > 100
 
@@ -88,24 +107,25 @@ def verify(api: Any, chapter: int, text: str, role: str = "author") -> Any:
                            headers=api.headers(role) | MD)
 
 
-def test_seed_draft_without_recordings_is_all_unsourced(api, chapter) -> None:
-    r = verify(api, chapter, SEED_BOOK.read_text())
+def test_book_draft_without_recordings_is_all_unsourced(api, chapter) -> None:
+    text = BOOK.read_text(encoding="utf-8")
+    r = verify(api, chapter, text)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["count"] == len(find_quotations(SEED_BOOK.read_text())[0]) > 150
+    assert body["count"] == len(find_quotations(text)[0]) == 59
     assert body["unsourced"] == body["count"] and body["sourced"] == body["altered"] == 0
     assert all(item["matches"] == [] for item in body["data"])
 
 
-def test_seed_draft_against_an_interview(api, chapter, tmp_path: Path) -> None:
-    yan = person(api, "闫俊杰")
-    luo = person(api, "罗永浩", kind="other")
-    rec = recording(api, tmp_path, seconds=90, title="闫俊杰对话罗永浩",
+def test_book_draft_against_an_interview(api, chapter, tmp_path: Path) -> None:
+    yan = person(api, "林知远")
+    luo = person(api, "周晓岚", kind="other")
+    rec = recording(api, tmp_path, seconds=90, title="林知远对话周晓岚",
                     participants=[{"person_id": yan, "role": "interviewee"},
                                   {"person_id": luo, "role": "host"}])
     add_transcript(api, rec["id"], TAPE)
     name_speakers(api, rec["id"], {"SPEAKER_00": yan, "SPEAKER_01": luo})
-    body = verify(api, chapter, SEED_BOOK.read_text()).json()
+    body = verify(api, chapter, BOOK.read_text(encoding="utf-8")).json()
     status = {normalise_for_match(i["quote_text"]): i for i in body["data"]}
     assert status[normalise_for_match(A)]["status"] == "sourced"
     assert status[normalise_for_match(B)]["status"] == "sourced"
@@ -119,10 +139,10 @@ def test_seed_draft_against_an_interview(api, chapter, tmp_path: Path) -> None:
     assert body["sourced"] == sum(1 for i in body["data"] if i["status"] == "sourced")
     a = status[normalise_for_match(A)]
     m = a["matches"][0]
-    # Across two segments of one speaker; the draft names 闫俊杰 but the host said it.
+    # Across two segments of one speaker; the draft names 林知远 but the host said it.
     assert (m["recording_id"], m["start"], m["end"]) == (rec["id"], 30.0, 42.0)
     assert m["similarity"] == 1.0 and m["person_id"] == luo and m["speaker"] == "SPEAKER_01"
-    assert a["named_speaker"] == "闫俊杰" and m["speaker_mismatch"] is True
+    assert a["named_speaker"] == "林知远" and m["speaker_mismatch"] is True
     b = status[normalise_for_match(B)]["matches"][0]
     assert (b["start"], b["end"], b["person_id"]) == (4.0, 14.0, yan)
     assert b["speaker_mismatch"] is None or b["speaker_mismatch"] is False
@@ -159,7 +179,7 @@ def test_index_follows_new_versions(api, chapter, tmp_path: Path) -> None:
     add_transcript(api, rec["id"], TAPE)
     text = f"“{A}”"
     assert verify(api, chapter, text).json()["data"][0]["status"] == "sourced"
-    add_transcript(api, rec["id"], [(a, b, s, t.replace("MoE", "稠密模型")) for a, b, s, t in TAPE])
+    add_transcript(api, rec["id"], [(a, b, s, t.replace("稀疏", "稠密")) for a, b, s, t in TAPE])
     again = verify(api, chapter, text).json()
     assert again["index_built"] is True
     assert again["data"][0]["status"] == "altered"
@@ -182,7 +202,7 @@ def test_cli_prints_table(api, tmp_path: Path) -> None:
     rec = recording(api, tmp_path, seconds=90)
     add_transcript(api, rec["id"], TAPE)
     chapter_md = tmp_path / "chapter.md"
-    chapter_md.write_text(f"# 第二章\n闫俊杰直言：\n> “{B}”\n\n他又说：“{C}”\n\n"
+    chapter_md.write_text(f"# 第二章\n林知远直言：\n> “{B}”\n\n他又说：“{C}”\n\n"
                           "“这句话从来没有人说过。”\n")
     env = os.environ | {"SOURCEBOOK_DATABASE_URL": api.settings.database_url,
                         "SOURCEBOOK_DATA_DIR": str(tmp_path / "cli-data"),

@@ -149,9 +149,11 @@ def search(api: Any, role: str, q: str, **params: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("term", [*SECRET_TERMS, "紅杉", "董事會"])
 def test_search_finds_nothing_hidden_for_authors(api, rec, term: str) -> None:
     body = search(api, "author", term)
-    assert body == {"data": [], "count": 0, "count_exact": True, "ranked_within": None}, term
+    assert body == {"data": [], "count": 0, "count_exact": True, "ranked_within": None,
+                    "expanded": []}, term
     body = search(api, "author", term, recording_id=rec["rec"], person_id=rec["person"])
-    assert body == {"data": [], "count": 0, "count_exact": True, "ranked_within": None}, term
+    assert body == {"data": [], "count": 0, "count_exact": True, "ranked_within": None,
+                    "expanded": []}, term
     assert search(api, "editor", term)["count"] >= 1  # the words are there to be found
 
 

@@ -290,6 +290,44 @@ def test_authors_hear_the_audio_with_withheld_speech_silenced(api, world, mechan
     assert len(cached) <= 1
 
 
+def test_the_silenced_audio_follows_the_restrictions_as_they_change(api, world) -> None:
+    """Adding, lifting and replacing restrictions each give authors the matching audio
+    (never a stale cached copy), one cached file at a time, and Range reads that copy."""
+    rid = world["recording_id"]
+    url = f"/api/v1/recordings/{rid}/audio"
+    cache = api.settings.recordings_dir / ".cache" / "silenced" / str(rid)
+    rate, original = _samples(api.client.get(url, headers=api.headers("editor")).content)
+
+    def heard() -> tuple[bytes, np.ndarray[Any, Any]]:
+        r = api.client.get(url, headers=api.headers("author"))
+        assert r.status_code == 200, r.text
+        return r.content, _samples(r.content)[1]
+
+    def silent(audio: np.ndarray[Any, Any], a: float, b: float) -> bool:
+        return not audio[int(a * rate):int(b * rate)].any()
+
+    def intact(audio: np.ndarray[Any, Any], a: float, b: float) -> bool:
+        return np.array_equal(audio[int(a * rate):int(b * rate)],
+                              original[int(a * rate):int(b * rate)])
+
+    first = f.restrict_via_api(api, rid, 5.0, 12.0, "off_record")
+    body, audio = heard()
+    assert silent(audio, 5.0, 12.0) and intact(audio, 12.5, 25.5)
+    part = api.client.get(url, headers=api.headers("author") | {"range": "bytes=200000-200999"})
+    assert part.status_code == 206 and part.content == body[200000:201000]
+    assert len(list(cache.glob("*.wav"))) == 1
+    # Lifted: the author hears everything again (nothing is silenced: the original file).
+    assert api.client.delete(f"/api/v1/recordings/{rid}/restrictions/{first['id']}",
+                             headers=api.headers("editor")).status_code == 204
+    assert np.array_equal(heard()[1], original)
+    # Another span: silence moves there (to the whole answer it reaches into: a segment's
+    # audio is withheld whole); the copy for the old span is gone.
+    f.restrict_via_api(api, rid, 16.0, 20.0, "off_record")
+    _, audio = heard()
+    assert silent(audio, 16.0, 24.0) and intact(audio, 0.5, 15.5) and intact(audio, 24.5, 25.5)
+    assert len(list(cache.glob("*.wav"))) == 1
+
+
 def test_with_real_word_times_only_the_words_near_a_withheld_span_are_withheld(api,
                                                                               world) -> None:
     rid = world["recording_id"]

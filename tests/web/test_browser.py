@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.factories import PYANNOTE_SAMPLE
@@ -28,6 +29,9 @@ def shoot(page: Any, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for width in (WIDE, NARROW):
         page.set_viewport_size({"width": width, "height": 900})
+        # Let the page's resize handlers run (the quote bar re-places itself) first.
+        page.evaluate("() => new Promise((done) => requestAnimationFrame(() => "
+                      "requestAnimationFrame(done)))")
         page.screenshot(path=SCREENSHOTS / f"{name}-{width}.png", full_page=True)
         overflow = page.evaluate("document.documentElement.scrollWidth")
         assert overflow <= width + 1, f"{name} is {overflow}px wide at {width}px"
@@ -110,6 +114,8 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     page.fill("#upload input[name=title]", "样本访谈 sample interview")
     page.select_option("#upload select[name=language]", "en")
     page.fill("#upload input[name=num_speakers]", "2")
+    page.fill("#upload input[name=recorded_at]", "2025-03-01")
+    page.fill("#upload input[name=location]", "上海")
     page.click("#upload button[type=submit]")
     page.wait_for_selector("#upload-status:has-text('Uploaded')")
     # In the list at once, without a reload.
@@ -122,9 +128,13 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     assert stage in ("normalise", "transcribe", "diarize", "merge", "store")
     shoot(page, "02-recordings-job-running")
     page.wait_for_selector("tr.job.state-succeeded", timeout=180_000)
+    # The list's own row follows the status too, without a reload (issue 17 item 10).
+    page.wait_for_selector("tr.just-added [data-status='transcribed']", timeout=30_000)
+    assert page.locator("tr.just-added .chip").count() >= 1  # its speakers, as they came
     page.reload()
     row = page.locator("table.recordings tbody tr").first
     assert "transcribed" in row.text_content()
+    assert row.locator(".when-where").text_content() == "2025-03-01 · 上海"  # ISO, any locale
     assert "闫俊杰: none" in row.text_content()  # no consent recorded yet
     font = page.evaluate("getComputedStyle(document.body).fontFamily")
     assert "Noto Sans CJK SC" in font and "Microsoft YaHei" in font
@@ -134,6 +144,8 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     row.locator("a").first.click()
     page.wait_for_selector("#segments .seg")
     assert page.locator("#timeline rect").count() == page.locator(".seg").count()
+    # Where the version came from, in words (not "faster-whisper tiny.en").
+    assert "Version 1 of 1 · transcribed by Whisper" in page.text_content(".version-line")
     # The longest segment after the first (which is corrected below) is named and quoted:
     # the sample's int8 ASR cuts differ a little between CPUs, and a scrap of a few words
     # is too short for the verifier to count as a quotation.
@@ -152,6 +164,11 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     page.wait_for_selector(f".speaker-row[data-label='{label}'] .speaker-name:has-text('闫俊杰')")
     assert "闫俊杰" in page.locator(".seg").nth(q).locator(".seg-speaker").text_content()
     first = page.locator(".seg").first
+    # Correcting is inline: the pencil swaps the text for its editor, in place.
+    first.locator(".edit-seg").click()
+    assert first.locator("textarea").is_visible() and not first.locator(".seg-text").is_visible()
+    first.locator("textarea").press("Escape")
+    assert first.locator(".seg-text").is_visible() and not first.locator("textarea").is_visible()
     first.locator(".edit-seg").click()
     first.locator("textarea").fill(CORRECTED)
     first.locator(".seg-edit button[type=submit]").click()
@@ -173,6 +190,11 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     shoot(page, "05-search")
     hit.locator("a").click()
     page.wait_for_selector(".seg.target")
+    # The segment a link lands on is below the sticky player, not under it.
+    page.wait_for_timeout(300)
+    player_bottom = page.locator("#player-bar").bounding_box()["y"] + \
+        page.locator("#player-bar").bounding_box()["height"]
+    assert page.locator(".seg.target").bounding_box()["y"] >= player_bottom - 1
     quoted = page.locator(".seg").nth(q)
     words = quoted.locator(".w")
     start_box, end_box = words.first.bounding_box(), words.last.bounding_box()
@@ -182,6 +204,19 @@ def test_issue_flow(server: Server, browser: Any) -> None:
                     steps=5)
     page.mouse.up()
     page.wait_for_selector("#quote-bar:not([hidden])")
+    # The bar floats beside the selection: it covers neither the selected words nor the
+    # line below them.
+    bar = page.locator("#quote-bar").bounding_box()
+    covered = page.evaluate("""([x, y, w, h]) => {
+        const hit = (r) => r.left < x + w && x < r.right && r.top < y + h && y < r.bottom;
+        const sel = window.getSelection().getRangeAt(0);
+        const seg = sel.endContainer.parentElement.closest('.seg');
+        const next = seg.nextElementSibling;
+        const rects = [...sel.getClientRects()];
+        if (next) rects.push(...next.querySelector('.seg-text').getClientRects());
+        return rects.filter(hit).length;
+    }""", [bar["x"], bar["y"], bar["width"], bar["height"]])
+    assert covered == 0, bar
     shoot(page, "06-transcript-author-selection")
     page.click("#make-quote")
     page.wait_for_selector("#toast:has-text('Quote #')")
@@ -197,10 +232,20 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     chapter = page.locator(".tree .node.depth-1:has-text('样本')")
     chapter_id = chapter.get_attribute("data-chapter")
     article = page.locator(f".quote[data-quote='{quote_id}']")
-    article.locator("select[name=chapter_id]").select_option(chapter_id)
+    # No chapter is chosen for the user: the menu starts at a placeholder that the form
+    # refuses to send, so nothing lands on the book by accident.
+    menu = article.locator("select[name=chapter_id]")
+    assert menu.input_value() == ""
+    assert menu.locator("option").first.text_content() == "Choose a chapter…"
+    article.locator(".link-form button").click()
+    assert not article.locator(".link-form").evaluate("f => f.checkValidity()")
+    assert server.api("GET", f"/quotes/{quote_id}", role="author").json()["chapters"] == []
+    menu.select_option(chapter_id)
     article.locator("select[name=usage]").select_option("drafted")
     article.locator(".link-form button").click()
     page.wait_for_selector(".chapter-quotes .usage-drafted")
+    used = page.locator(f".quote[data-quote='{quote_id}'] .used-in").first.text_content()
+    assert used == "第一章 样本 · drafted", used  # the outline wrote 第一章; stored as 1
     page.locator(f".quote[data-quote='{quote_id}'] .copy-citation").click()
     page.wait_for_selector(f"#citation-{quote_id}:has-text('闫俊杰')")
     page.select_option("#verify-form select[name=chapter_id]", chapter_id)
@@ -211,17 +256,36 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     statuses = page.locator("#verify-results .badge").all_text_contents()
     assert statuses == ["sourced", "unsourced"], statuses
     assert page.locator("#verify-results a").count() >= 1
+    # A match names the recording and the speaker, and links to that moment.
+    match = page.locator("#verify-results a.verify-match").first
+    assert "样本访谈" in match.text_content() and "闫俊杰" in match.text_content()
+    assert "/recordings/" in match.get_attribute("href") and "?t=" in match.get_attribute("href")
     shoot(page, "07-chapters")
+    # A page the role may not see keeps the navigation (issue 17 item 13).
+    page.goto(server.url + "/consent")
+    assert page.locator("header.top nav a[href='/chapters']").count() == 1
+    assert "Not allowed" in page.text_content("main")
+    shoot(page, "12-forbidden-author")
+    # A search that finds nothing says what to try.
+    page.goto(server.url + "/search?q=火星殖民 计划&language=zh")
+    assert "Use fewer words" in page.text_content(".no-results")
+    shoot(page, "13-search-nothing-found")
 
     # --- editor: blocked without consent, cleared once it is recorded -----------------
     sign_in(page, server, "editor", "/consent")
     report = page.locator(f"tr.clear-row[data-quote='{quote_id}']")
     assert "blocked" in report.get_attribute("class")
     assert report.locator(".reasons li").count() >= 1
+    # The table shows what the quote says, not only its number.
+    assert quote["verbatim"][:12] in report.locator(".quote-text").text_content()
     shoot(page, "08-consent-blocked")
     page.select_option("select[name=recording]", index=0)
     page.click("form:has(select[name=recording]) button[type=submit]")
     page.wait_for_selector("#consent-form")
+    # The recording's own people head the person menu.
+    groups = page.locator("#consent-form select[name=person_id] optgroup")
+    assert groups.nth(0).get_attribute("label") == "In this interview"
+    assert groups.nth(0).locator("option").all_text_contents() == ["闫俊杰"]
     page.select_option("#consent-form select[name=person_id]", label="闫俊杰")
     page.select_option("#consent-form select[name=status]", "granted")
     page.select_option("#consent-form select[name=attribution]", "on_record")
@@ -241,6 +305,34 @@ def test_issue_flow(server: Server, browser: Any) -> None:
     assert "asked to withdraw" in page.text_content("table.agreements")
     report = page.locator(f"tr.clear-row[data-quote='{quote_id}']")
     assert "blocked" in report.get_attribute("class"), report.text_content()
+    # --- admin: the access page creates a user and shows the token once -------------
+    sign_in(page, server, "admin", "/access")
+    page.fill("#create-user input[name=name]", "新来的作者")
+    page.select_option("#create-user select[name=role]", "author")
+    page.click("#create-user button[type=submit]")
+    page.wait_for_selector("#token-shown:not([hidden])")
+    token = page.text_content("#token-value")
+    assert token.startswith("sb_")
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{server.url}/api/v1/me", headers=bearer).json()["name"] == "新来的作者"
+    # In the list at once, without the reload that would lose the token.
+    row = page.locator("tr[data-name='新来的作者']")
+    assert "never" in row.locator(".last-used").text_content()
+    assert page.text_content("#user-count") == "5 users"
+    shoot(page, "11-access")
+    page.on("dialog", lambda dialog: dialog.accept())
+    row.locator(".revoke-tokens").click()
+    page.wait_for_selector("#toast:has-text('1 token(s) of 新来的作者 revoked')")
+    assert row.locator(".token-count").text_content() == "0 working tokens"
+    page.reload()
+    row = page.locator("tr[data-name='新来的作者']")
+    assert "UTC" in row.locator(".last-used").text_content()  # its token was used once
+    assert httpx.get(f"{server.url}/api/v1/me", headers=bearer).status_code == 401
+    page.goto(server.url + "/glossary")
+    shoot(page, "14-glossary")
+    page.context.clear_cookies()
+    page.goto(server.url + "/login")
+    shoot(page, "00-login")
     assert errors == [], errors
     # The whole flow, every page and role, ran under the CSP without one refusal.
     assert violations == [], violations
@@ -263,5 +355,50 @@ def test_api_docs_work_offline_under_the_csp(server: Server, browser: Any) -> No
     page.wait_for_selector(".opblock.is-open")
     shoot(page, "10-api-docs")
     assert elsewhere == [], elsewhere  # nothing from a CDN: it works offline
+    assert errors == [] and violations == [], (errors, violations)
+    context.close()
+
+
+def test_restrictions_outside_the_recording_are_refused_and_can_be_deleted(
+        server: Server, browser: Any, tmp_path: Any) -> None:
+    """On the consent page: a span past the end is refused with the recording's length,
+    and a restriction is deleted after its confirmation is opened."""
+    import json
+
+    from tests.factories import make_tone
+
+    tone = make_tone(tmp_path / "restricted.wav", seconds=20.0, freq=523,
+                     fmt=["-ar", "8000", "-c:a", "pcm_u8"])
+    with tone.open("rb") as f:
+        r = server.api("POST", "/recordings", role="researcher",
+                       files={"file": ("restricted.wav", f, "application/octet-stream")},
+                       data={"meta": json.dumps({"title": "限制与删除", "language": "zh"})})
+    assert r.status_code == 201, r.text
+    rid = r.json()["recording"]["id"]
+    restriction = server.api("POST", f"/recordings/{rid}/restrictions", role="editor",
+                             json={"start": 5, "end": 9.5, "level": "off_record",
+                                   "reason": "私下谈话"})
+    assert restriction.status_code == 201, restriction.text
+
+    context = browser.new_context(viewport={"width": WIDE, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    violations = watch_csp(context, page)
+    sign_in(page, server, "editor", f"/consent?recording={rid}")
+    page.fill("#restriction-form input[name=start]", "1800")
+    page.fill("#restriction-form input[name=end]", "1920")
+    page.click("#restriction-form button[type=submit]")
+    page.wait_for_selector("#toast.error")
+    assert "This recording is 0:20 long" in page.text_content("#toast")
+    item = page.locator("ul.restrictions li", has_text="私下谈话")
+    assert "0:05–0:09" in item.text_content()
+    item.locator("details.delete-restriction summary").click()
+    assert "read and hear 0:05–0:09 again" in item.text_content()
+    shoot(page, "11-consent-restriction-delete")
+    item.locator("button[data-restriction]").click()
+    page.wait_for_selector("ul.restrictions li.muted:has-text('None.')")
+    listed = server.api("GET", f"/recordings/{rid}/restrictions", role="editor").json()
+    assert listed["count"] == 0
     assert errors == [] and violations == [], (errors, violations)
     context.close()

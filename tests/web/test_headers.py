@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from service.api.headers import CSP, DOCS_CSP
-from service.web import STATIC_DIR
+from service.web.common import STATIC_DIR
 from tests.conftest import Api
 from tests.factories import small_book
 from tests.web.test_pages import sign_in

@@ -55,8 +55,11 @@
           el("span", { class: `badge verify-${item.status}` }, item.status), " ",
           el("q", {}, item.quote_text));
         for (const m of item.matches || []) {
-          li.append(" → ", el("a", { href: `/recordings/${m.recording_id}?t=${m.start}` },
-            `recording ${m.recording_id} at ${clock(m.start)} (${Math.round((m.similarity || 0) * 100)}%)`));
+          // Names, not ids: the recording's title, who said it, and a link to the moment.
+          const who = m.person_name || m.speaker;
+          li.append(" → ", el("a", { class: "verify-match", href: `/recordings/${m.recording_id}?t=${m.start}` },
+            `${m.recording_title || "a recording"} · ${who} · ${clock(m.start)}`),
+            ` (${Math.round((m.similarity || 0) * 100)}%)`);
         }
         list.append(li);
       }

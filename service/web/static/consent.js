@@ -1,4 +1,4 @@
-// Editors: record consent, restrict a span, withdraw an agreement.
+// Editors: record consent, restrict a span or lift it, withdraw an agreement.
 "use strict";
 
 (() => {
@@ -27,13 +27,26 @@
   restrictionForm?.addEventListener("submit", async (event) => {
     event.preventDefault();
     const f = restrictionForm.elements;
-    const body = { start: Number(f.start.value), end: Number(f.end.value), level: f.level.value };
+    // Sent as typed: the API reads seconds, 12:34 and 1:02:03 alike (service/models/clock.py).
+    const body = { start: f.start.value.trim(), end: f.end.value.trim(), level: f.level.value };
     if (f.reason.value) body.reason = f.reason.value;
     try {
       await api("POST", `/api/v1/recordings/${restrictionForm.dataset.recording}/restrictions`, body);
       location.reload();
     } catch (err) { toast(err.message, true); }
   });
+
+  // The <details> around each button is the confirmation: a second, deliberate click.
+  const restrictions = document.querySelector("ul.restrictions");
+  for (const button of document.querySelectorAll("ul.restrictions button[data-restriction]")) {
+    button.addEventListener("click", async () => {
+      try {
+        await api("DELETE", `/api/v1/recordings/${restrictions.dataset.recording}` +
+                  `/restrictions/${button.dataset.restriction}`);
+        location.reload();
+      } catch (err) { toast(err.message, true); }
+    });
+  }
 
   for (const button of document.querySelectorAll("button.toggle-voiceprint")) {
     button.addEventListener("click", async () => {

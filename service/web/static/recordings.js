@@ -1,5 +1,60 @@
-// Upload with a byte progress bar (XHR reports upload progress; fetch cannot).
+// The recordings list keeps its statuses live; upload with a byte progress bar (XHR
+// reports upload progress; fetch cannot).
 "use strict";
+
+// While a recording on this page is queued or processing, ask the API for the page's
+// rows every few seconds and update their status, duration and speakers in place: the
+// list says "transcribed" the moment it is, without a reload.
+const RecordingsLive = (() => {
+  const rows = document.getElementById("recording-rows");
+  if (!rows) return { watch() {} };
+  const PENDING = new Set(["queued", "processing"]);
+  const EVERY_MS = 2000;
+  let timer = null;
+
+  const pending = () => Array.from(rows.querySelectorAll("tr[data-recording]"))
+    .some((tr) => PENDING.has(tr.querySelector("[data-status]")?.dataset.status));
+
+  function update(tr, rec) {
+    const { el, clock } = Sourcebook;
+    const badge = tr.querySelector("[data-status]");
+    if (badge && badge.dataset.status !== rec.status) {
+      badge.dataset.status = rec.status;
+      badge.className = `badge status-${rec.status}`;
+      badge.textContent = rec.status;
+    }
+    const cells = tr.children;
+    if (cells[2] && rec.duration) cells[2].textContent = clock(rec.duration);
+    if (cells[3] && rec.speakers && rec.speakers.length) {
+      cells[3].replaceChildren(...rec.speakers.map((sp) => el("span", { class: "chip" }, sp.name || sp.label)));
+    }
+  }
+
+  async function poll() {
+    timer = null;
+    if (!document.hidden) {
+      const here = new URLSearchParams(location.search);
+      const query = new URLSearchParams({ limit: "50", offset: here.get("offset") || "0" });
+      if (here.get("q")) query.set("q", here.get("q"));
+      try {
+        const page = await Sourcebook.api("GET", `/api/v1/recordings?${query}`);
+        const byId = new Map(page.data.map((r) => [String(r.id), r]));
+        for (const tr of rows.querySelectorAll("tr[data-recording]")) {
+          const rec = byId.get(tr.dataset.recording);
+          if (rec) update(tr, rec);
+        }
+      } catch { /* signed out or offline: try again on the next tick */ }
+    }
+    watch();
+  }
+
+  function watch() {
+    if (timer === null && pending()) timer = setTimeout(poll, EVERY_MS);
+  }
+
+  watch();
+  return { watch };
+})();
 
 (() => {
   const form = document.getElementById("upload");
@@ -10,7 +65,10 @@
   function meta() {
     const f = new FormData(form);
     const out = { title: f.get("title"), source: f.get("source") };
-    if (f.get("recorded_at")) out.recorded_at = new Date(f.get("recorded_at")).toISOString();
+    // As typed (2025-03-01 or 2025-03-01 14:30): the interview's own local time, shown
+    // back as the same date, never shifted by the browser's time zone.
+    const when = (f.get("recorded_at") || "").trim();
+    if (when) out.recorded_at = when.replace(" ", "T");
     if (f.get("location")) out.location = f.get("location");
     if (f.get("language")) out.language = f.get("language");
     if (f.get("num_speakers")) out.num_speakers = Number(f.get("num_speakers"));
@@ -20,20 +78,20 @@
     return out;
   }
 
-  // The list shows a new upload at once, without a reload (its status then lives in
-  // the job panel until the page is next loaded).
+  // The list shows a new upload at once, without a reload, and follows its status.
   function showNewRecording(rec) {
     const rows = document.getElementById("recording-rows");
     if (!rows) return;
     const { el, clock } = Sourcebook;
     const none = () => el("span", { class: "muted" }, "–");
-    const row = el("tr", { class: "just-added" },
+    const row = el("tr", { class: "just-added", "data-recording": rec.id },
       el("td", {}, el("a", { href: `/recordings/${rec.id}` }, rec.title)),
-      el("td", {}, el("span", { class: `badge status-${rec.status}` }, rec.status)),
-      el("td", {}, clock(rec.duration || 0)),
-      el("td", {}, none()),
-      el("td", {}, none())); // consent: shown once the page is next loaded
+      el("td", {}, el("span", { class: `badge status-${rec.status}`, "data-status": rec.status }, rec.status)),
+      el("td", { "data-label": "Duration" }, clock(rec.duration || 0)),
+      el("td", { "data-label": "Speakers" }, none()),
+      el("td", { "data-label": "Consent" }, none())); // consent: shown once the page is next loaded
     rows.prepend(row);
+    RecordingsLive.watch();
     const count = document.getElementById("recording-count");
     if (count) {
       const n = Number(count.dataset.count) + 1;

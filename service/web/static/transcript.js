@@ -58,9 +58,21 @@
     if (target) seek(Number(target.dataset.seek), true);
   });
 
+  // The sticky player's height, for scroll-margin-top (app.css): a heading or segment
+  // that a link or a seek scrolls to lands below the player, never under it.
+  const playerBar = document.getElementById("player-bar");
+  if (playerBar) {
+    const setHeight = () => document.documentElement.style.setProperty(
+      "--player-h", `${Math.ceil(playerBar.getBoundingClientRect().height)}px`);
+    setHeight();
+    if (window.ResizeObserver) new ResizeObserver(setHeight).observe(playerBar);
+  }
+
+  // ?t=754.5, ?t=12:34 or ?t=1:02:03, like the forms' time fields.
+  const toSeconds = (text) => text.split(":").reduce((acc, part) => acc * 60 + Number(part), 0);
   const at = new URLSearchParams(location.search).get("t");
-  if (at !== null) {
-    const t = Number(at);
+  if (at !== null && Number.isFinite(toSeconds(at))) {
+    const t = toSeconds(at);
     const seg = segmentAt(t + 0.001);
     seg?.scrollIntoView({ block: "center" });
     seg?.classList.add("target");
@@ -91,19 +103,26 @@
     });
   }
 
-  // --- corrections ------------------------------------------------------------------
+  // --- corrections: the ✎ beside the speaker swaps the text for its editor in place --
   for (const seg of segments) {
     const form = seg.querySelector(".seg-edit");
     if (!form) continue;
     const button = seg.querySelector(".edit-seg");
+    const text = seg.querySelector(".seg-text");
+    const open = (on) => {
+      form.hidden = !on;
+      text.hidden = on;
+      button.setAttribute("aria-expanded", String(on));
+      seg.classList.toggle("editing", on);
+    };
     button.addEventListener("click", () => {
-      form.hidden = false;
-      button.hidden = true;
-      form.elements.text.focus();
+      open(form.hidden);
+      if (!form.hidden) form.elements.text.focus();
     });
-    form.querySelector(".cancel-edit").addEventListener("click", () => {
-      form.hidden = true;
-      button.hidden = false;
+    form.querySelector(".cancel-edit").addEventListener("click", () => open(false));
+    form.elements.text.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") { open(false); button.focus(); }
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
     });
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -144,10 +163,35 @@
     return { body: { segment_ids: segs.map((s) => Number(s.dataset.id)) }, text: sel.toString() };
   }
 
+  // The bar floats just above the selection (below it when the sticky player leaves no
+  // room above), so it never covers the selected words or the line that follows them.
+  function placeBar() {
+    const sel = window.getSelection();
+    if (!sel || sel.rangeCount === 0) return;
+    const rects = Array.from(sel.getRangeAt(0).getClientRects()).filter((r) => r.width && r.height);
+    if (!rects.length) return;
+    const top = Math.min(...rects.map((r) => r.top));
+    const bottom = Math.max(...rects.map((r) => r.bottom));
+    const left = Math.min(...rects.map((r) => r.left));
+    const gap = 6;
+    const height = bar.offsetHeight;
+    const width = bar.offsetWidth;
+    const player = document.getElementById("player-bar")?.getBoundingClientRect().bottom || 0;
+    const y = top - height - gap >= Math.max(player, 0) ? top - height - gap : bottom + gap;
+    const x = Math.max(gap, Math.min(left, document.documentElement.clientWidth - width - gap));
+    bar.style.top = `${Math.round(y + window.scrollY)}px`;
+    bar.style.left = `${Math.round(x + window.scrollX)}px`;
+  }
+
+  window.addEventListener("resize", () => { if (!bar.hidden) placeBar(); });
+
   document.addEventListener("selectionchange", () => {
     span = selectedSpan();
     bar.hidden = span === null;
-    if (span) preview.textContent = `“${span.text.trim().slice(0, 120)}”`;
+    if (span) {
+      preview.textContent = `“${span.text.trim().slice(0, 120)}”`;
+      placeBar();
+    }
   });
 
   document.getElementById("make-quote").addEventListener("click", async () => {
