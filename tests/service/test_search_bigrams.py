@@ -30,7 +30,7 @@ from service.search import parse_query, search_results
 from service.search.postgres import _lexemes
 from tests.conftest import POSTGRES_URL, _truncate_postgres, make_settings
 from tests.factories import REPO
-from tests.service.test_search import ENGLISH, MIXED, seed_sections
+from tests.service.test_search import ENGLISH, MIXED, notes_sections
 
 MIGRATION = REPO / "service" / "migrations" / "versions" / "0012_search_bigrams.py"
 
@@ -61,7 +61,7 @@ def _bigrams(search_text: str) -> set[str]:
 
 def _load(engine: sa.Engine) -> int:
     """The corpus, written through the worker's write path; returns 闫俊杰's person id."""
-    yao, yan = seed_sections()
+    yao, yan = notes_sections()
     yan = yan + [(9000.0 + i, 9000.5 + i, "SPEAKER_01", t) for i, t in enumerate(MIXED)]
     english = [(i * 10.0, i * 10.0 + 8, "SPEAKER_00", t) for i, t in enumerate(ENGLISH)]
     with Session(engine) as session:
@@ -157,7 +157,7 @@ def test_both_databases_find_the_same_segments(engines: dict[str, sa.Engine]) ->
             postgres = _everything(engines["postgres"], q=q, **flt)
             assert postgres == sqlite, (q, flt)
             checked += sqlite[0]
-    assert checked > 500  # the queries do find things
+    assert checked > 100  # the queries do find things
 
 
 @pytest.mark.postgres
@@ -255,7 +255,7 @@ def test_the_newest_window_is_the_same_walked_or_looked_up(
     monkeypatch.setattr(scope, "COUNT_CAP", 10)
     monkeypatch.setattr(scope, "RANK_WINDOW", 6)
     person = _load_person_id(engines["postgres"])
-    for q, flt in (("模型", {}), ("的", {}), ("agent*", {}), ("闫俊杰", {}),
+    for q, flt in (("模型", {}), ("的", {}), ("我们", {}), ("闫俊杰", {}),
                    ("的", {"person_id": person})):
         with Session(engines["sqlite"]) as session:
             want = [h.segment_id for h in search_results(
