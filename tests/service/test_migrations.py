@@ -7,6 +7,7 @@ searchable, on both databases, and downgrade cleanly.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -55,10 +56,25 @@ def _run(url: str, tmp_path: Path, *steps: tuple[str, str]) -> None:
         engine.dispose()
 
 
+def _search_vector_sql() -> str:
+    versions = Path(__file__).resolve().parents[2] / "service" / "migrations" / "versions"
+    path = versions / "0012_search_bigrams.py"
+    spec = importlib.util.spec_from_file_location("migration_0012", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.SEARCH_VECTOR)
+
+
 def _found(url: str, tmp_path: Path, q: str) -> list[tuple[int, str]]:
     engine = make_engine(make_settings(tmp_path, url))
     try:
         with Session(engine) as session:
+            if engine.dialect.name == "postgresql" and not session.connection().exec_driver_sql(
+                    "SELECT count(*) FROM pg_proc WHERE proname = 'search_vector'").scalar():
+                # Today's search on a schema before 0012: it lends itself 0012's index
+                # function, in this transaction only (never committed).
+                session.connection().exec_driver_sql(_search_vector_sql())
             # No alias expansion: the schema under test may predate the glossary (0011).
             hits, _ = search(session, user=User(id=1, name="e", role=Role.editor), q=q,
                              aliases=False)
@@ -379,3 +395,43 @@ def test_0008_makes_words_timed_three_way_and_back(database: str, tmp_path: Path
     assert column() == ["asr", "estimated", "estimated"]
     _run(database, tmp_path, ("downgrade", "0007"))
     assert [bool(v) for v in column()] == [True, False, False]
+
+
+def test_0012_indexes_cjk_bigrams_on_postgres_and_back(database: str, tmp_path: Path) -> None:
+    _run(database, tmp_path, ("upgrade", "0011"))
+    engine = sa.create_engine(database)
+    now: Any = "2026-12-02 01:00:00"
+    with engine.begin() as conn:
+        conn.execute(sa.text(RECORDING), {"sha": "c" * 64, "now": now})
+        conn.execute(sa.text(TRANSCRIPT), {"id": 1, "now": now})
+        conn.execute(sa.text(SEGMENT.replace("'[]', true", "'[]', 'asr'")),
+                     {"t": 1, "text": "长期主义的模型", "st": "长 期 主 义 的 模 型"})
+    engine.dispose()
+
+    def index() -> str:
+        e = sa.create_engine(database)
+        try:
+            with e.connect() as conn:
+                return str(conn.exec_driver_sql(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_segment_search'"
+                ).scalar_one())
+        finally:
+            e.dispose()
+
+    _run(database, tmp_path, ("upgrade", "head"))
+    # Existing segments are indexed by the new expression at once (no backfill step).
+    assert _found(database, tmp_path, "模型") == [(1, "长期主义的模型")]
+    assert _found(database, tmp_path, "主义的") == [(1, "长期主义的模型")]
+    assert _found(database, tmp_path, "义模") == []
+    if database.startswith("postgresql"):
+        assert "search_vector((search_text)::text)" in index() and "is_current" in index()
+    _run(database, tmp_path, ("downgrade", "0011"))
+    if database.startswith("postgresql"):
+        assert "to_tsvector('simple'" in index() and "is_current" in index()
+        e = sa.create_engine(database)
+        with e.connect() as conn:
+            assert conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_proc WHERE proname = 'search_vector'").scalar() == 0
+        e.dispose()
+    _run(database, tmp_path, ("upgrade", "head"))
+    assert _found(database, tmp_path, "模型") == [(1, "长期主义的模型")]
