@@ -43,6 +43,7 @@ from service.config import Settings  # noqa: E402
 from service.crud.transcripts import SegmentIn, add_version  # noqa: E402
 from service.db import make_engine, migrate  # noqa: E402
 from service.models.consent import Restriction, RestrictionLevel  # noqa: E402
+from service.models.glossary import GlossaryTerm, TermKind  # noqa: E402
 from service.models.people import Person  # noqa: E402
 from service.models.recordings import Recording, RecordingStatus, Speaker  # noqa: E402
 from service.models.transcripts import Segment  # noqa: E402
@@ -70,6 +71,11 @@ QUERIES: list[tuple[str, str, dict[str, Any]]] = [
     ("filtered 模型 person_id", "模型", {"person": True}),
     ("filtered 模型 recording_id", "模型", {"recording": True}),
     ("author (restrictions) 模型", "模型", {"author": True}),
+    # Other names of a person and an organisation (issue 18 item 5): pinyin, a nickname,
+    # a glossary alias. With --aliases each query also runs without expansion.
+    ("pinyin Yan Junjie", "Yan Junjie", {}),
+    ("nickname 闫总", "闫总", {}),
+    ("organisation alias 海螺AI", "海螺AI", {}),
 ]
 LIKE_QUERIES: list[tuple[str, str]] = [
     ("LIKE rare 伯克希尔", "伯克希尔"),
@@ -128,8 +134,10 @@ def load(engine: sa.Engine, n_segments: int, per_recording: int, seed: int) -> d
     gen = Generator(rng)
     n_recordings = max(1, n_segments // per_recording)
     with Session(engine) as session:
-        person = Person(name="闫俊杰")
+        person = Person(name="闫俊杰", alt_names=["闫总"], organisation="MiniMax")
         session.add(person)
+        session.add(GlossaryTerm(term="MiniMax", aliases=["稀宇科技", "海螺AI"],
+                                 kind=TermKind.organisation))
         session.commit()
         person_id = person.id
     assert person_id is not None
@@ -225,7 +233,7 @@ def stats(times: list[float]) -> dict[str, float]:
 
 
 def run_queries(engine: sa.Engine, repeat: int, like_repeat: int, only: str | None = None,
-                ) -> list[dict[str, Any]]:
+                aliases: bool = False) -> list[dict[str, Any]]:
     editor = User(id=1, name="bench editor", role=Role.editor)
     author = User(id=2, name="bench author", role=Role.author)
     with Session(engine) as session:
@@ -246,9 +254,21 @@ def run_queries(engine: sa.Engine, repeat: int, like_repeat: int, only: str | No
                 return search_results(s, **kw)
 
             times, found = timed(one, repeat)
+            plain: dict[str, Any] = {}
+            if aliases:
+                # Side by side in one run: the same query without expansion.
+                def bare(s: Session = session, kw: dict[str, Any] = kwargs) -> Any:
+                    return search_results(s, **kw, aliases=False)
+
+                bare_times, bare_found = timed(bare, repeat)
+                median, bare_median = statistics.median(times), statistics.median(bare_times)
+                plain = {"no_alias_median_ms": round(bare_median, 1),
+                         "no_alias_matches": bare_found.count,
+                         "alias_cost_ms": round(median - bare_median, 1),
+                         "alias_ratio": round(median / bare_median, 2) if bare_median else None}
         count = found.count if found.count_exact else f">{found.count}"
         results.append({"query": label, "matches": count, **stats(times),
-                        "ranked_within": found.ranked_within})
+                        "ranked_within": found.ranked_within, **plain})
         print(f"  {label:<32} {count:>9} matches  {results[-1]}", flush=True)
     for label, needle in LIKE_QUERIES if not only else []:
         pattern = f"%{needle}%"
@@ -293,7 +313,8 @@ def run(db: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     out |= sizes(engine)
     print(f"{db}: {out}", flush=True)
     if not args.no_queries:
-        out["queries"] = run_queries(engine, args.repeat, args.like_repeat, args.only)
+        out["queries"] = run_queries(engine, args.repeat, args.like_repeat, args.only,
+                                     args.aliases)
     if not args.no_rebuild:
         out["index_rebuild_s"] = rebuild(engine)
         print(f"{db}: full index rebuild {out['index_rebuild_s']} s", flush=True)
@@ -316,6 +337,8 @@ def main() -> None:
     p.add_argument("--no-rebuild", action="store_true")
     p.add_argument("--no-queries", action="store_true", help="load only")
     p.add_argument("--only", help="run only the queries whose label contains this")
+    p.add_argument("--aliases", action="store_true",
+                   help="also run each query without alias expansion, side by side")
     p.add_argument("--json", help="write the results here as JSON")
     args = p.parse_args()
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
