@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from service.cli.common import fail
+from service.config import get_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -21,7 +22,7 @@ def register(app: typer.Typer) -> None:
                          ] = False,
     ) -> None:
         """Write sample recordings, a transcript, an outline, a draft and a release."""
-        from service.config import get_settings
+        # The sample builder (text-to-speech, pinyin) loads only when samples are made.
         from service.samples import SampleError, default_seeds_dir, write_samples
 
         # Only the seeds setting is read: samples touch no database and no storage folder.
