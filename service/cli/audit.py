@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from sqlmodel import Session
 
+from service import config  # config.get_settings at call time: tests replace it
 from service.cli.common import open_archive
-from service.config import get_settings
 from service.errors import SourcebookError
 from service.filemodes import write_private
 
@@ -46,7 +46,7 @@ def audit(
         typer.secho(f"error: --format must be md, csv or json (got {fmt!r})",
                     fg=typer.colors.RED, err=True)
         raise typer.Exit(EXIT_USAGE)
-    settings = get_settings()
+    settings = config.get_settings()
     engine = open_archive(settings)
     try:
         with Session(engine, expire_on_commit=False) as session:

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from sqlmodel import Session
 
+from service import config  # config.get_settings at call time: tests replace it
 from service.cli.common import fail, open_archive
-from service.config import get_settings
 from service.filemodes import write_private
 from service.models.recordings import Recording
 
@@ -37,7 +37,7 @@ def export(
     fmt = format.lower().lstrip(".")
     if fmt not in FORMATS:
         fail(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
-    settings = get_settings()
+    settings = config.get_settings()
     engine = open_archive(settings)
     settings.ensure_dirs()
     with Session(engine, expire_on_commit=False) as session:

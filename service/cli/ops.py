@@ -15,8 +15,8 @@ import sqlalchemy as sa
 import typer
 from sqlmodel import Session
 
+from service import config  # config.get_settings at call time: tests replace it
 from service.cli.common import open_archive
-from service.config import get_settings
 from service.crud import audit
 from service.db import make_engine
 from service.storage import Storage
@@ -40,7 +40,7 @@ def fsck(
     # The checker and the archive tools load only when their command runs.
     from service.ops import fsck as checker
 
-    settings = get_settings()
+    settings = config.get_settings()
     # A check changes nothing: an archive of an older schema is not upgraded by it.
     engine = open_archive(settings, upgrade=False)
     try:
@@ -64,7 +64,7 @@ def export_archive(
     """Write the whole archive (rows and files) as a BagIt bag to DIRECTORY."""
     from service.ops import archive  # see fsck: loaded only when the command runs
 
-    settings = get_settings()
+    settings = config.get_settings()
     engine = open_archive(settings)
     try:
         try:
@@ -90,7 +90,7 @@ def import_archive(
     """Validate a bag and restore it into an empty database and recordings directory."""
     from service.ops import archive  # see fsck: loaded only when the command runs
 
-    settings = get_settings()
+    settings = config.get_settings()
     settings.ensure_dirs()
     engine = make_engine(settings)
     try:

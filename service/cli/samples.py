@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from service import config  # config.get_settings at call time: tests replace it
 from service.cli.common import fail
-from service.config import get_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         from service.samples import SampleError, default_seeds_dir, write_samples
 
         # Only the seeds setting is read: samples touch no database and no storage folder.
-        seeds = get_settings().seeds_dir or default_seeds_dir()
+        seeds = config.get_settings().seeds_dir or default_seeds_dir()
         try:
             written = write_samples(directory, seeds_dir=seeds, force=force)
         except SampleError as exc:

@@ -19,8 +19,8 @@ from typing import Annotated, Any
 import typer
 from sqlmodel import Session, col, select
 
+from service import config  # config.get_settings at call time: tests replace it
 from service.cli.common import open_archive
-from service.config import get_settings
 from service.models.people import Person
 
 EXIT_USAGE = 2
@@ -67,7 +67,7 @@ def _from_archive(model: str | None, *, announce: bool = True
     from pipelines.voices import LabelledEmbedding
     from service.crud.voices import samples_of
 
-    engine = open_archive(get_settings(), announce=announce)
+    engine = open_archive(config.get_settings(), announce=announce)
     rows: list[tuple[str, int, str, list[float]]] = []
     try:
         with Session(engine) as session:
