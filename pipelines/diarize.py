@@ -1,17 +1,20 @@
 """Speaker diarization: who spoke when, with a pyannote pipeline loaded from a local directory.
 
-``load_diarizer(path)`` once per worker process, then ``diarize(diarizer, waveform)`` per
+``load_diarizer(path)`` once per worker process, then ``diarizer.diarize(waveform)`` per
 recording. The waveform is passed to pyannote in memory (its own decoding relies on
-torchcodec, whose native parts do not load beside CPU torch).
+torchcodec, whose native parts do not load beside CPU torch). Callers depend on the
+:class:`Diarizer` protocol; :class:`StaticDiarizer` stands in for pyannote in tests of
+later stages, as :class:`pipelines.asr.base.StaticAsrBackend` does for Whisper.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -30,15 +33,24 @@ _SEGMENTATION_SHARE = 0.25
 _EMBEDDING_SHARE = 0.70
 
 
-@dataclass(frozen=True)
-class Diarizer:
-    """A loaded pyannote ``SpeakerDiarization`` pipeline and where it came from."""
+@runtime_checkable
+class Diarizer(Protocol):
+    """A loaded speaker diarizer."""
 
-    pipeline: Any  # pyannote.audio.pipelines.SpeakerDiarization (untyped library)
-    path: Path
+    def diarize(
+        self,
+        waveform: NDArray[np.float32],
+        *,
+        num_speakers: int | None = None,
+        min_speakers: int | None = None,
+        max_speakers: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Diarization:
+        """Diarize mono 16 kHz float32 audio; ``progress("diarize", f)`` may cancel."""
+        ...
 
 
-def load_diarizer(path: Path, device: str = "cpu") -> Diarizer:
+def load_diarizer(path: Path, device: str = "cpu") -> PyannoteDiarizer:
     """Load the pyannote pipeline in directory ``path`` (its ``config.yaml``) on ``device``
     ("cpu" or "cuda"); no network."""
     # Confidential interviews: pyannote must not send usage metrics. Set before importing it.
@@ -68,7 +80,7 @@ def load_diarizer(path: Path, device: str = "cpu") -> Diarizer:
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"cannot move the diarization pipeline at {path} to "
                              f"{device}: {exc}") from exc
-    return Diarizer(pipeline=pipeline, path=path)
+    return PyannoteDiarizer(pipeline=pipeline, path=path)
 
 
 class _Progress:
@@ -104,6 +116,67 @@ class _Progress:
             self.report(_SEGMENTATION_SHARE + _EMBEDDING_SHARE)
 
 
+@dataclass(frozen=True)
+class PyannoteDiarizer:
+    """A loaded pyannote ``SpeakerDiarization`` pipeline and where it came from."""
+
+    pipeline: Any  # pyannote.audio.pipelines.SpeakerDiarization (untyped library)
+    path: Path
+
+    def diarize(
+        self,
+        waveform: NDArray[np.float32],
+        *,
+        num_speakers: int | None = None,
+        min_speakers: int | None = None,
+        max_speakers: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Diarization:
+        """Diarize mono 16 kHz float32 audio: turns sorted by start, one embedding per speaker.
+
+        Labels are ``SPEAKER_00``, ``SPEAKER_01``, ... Turns may overlap where people talk at
+        once. ``progress("diarize", fraction)`` is called as the work advances; a
+        ``CancelledError`` it raises stops the run and propagates.
+        """
+        import torch
+
+        audio = np.asarray(waveform, dtype=np.float32)
+        if audio.ndim != 1 or audio.size == 0:
+            raise AudioError(f"diarize expects non-empty mono audio, got shape {audio.shape}")
+        hook = _Progress(progress) if progress is not None else None
+        if hook is not None:
+            hook.report(0.0)
+        file = {
+            "waveform": torch.from_numpy(np.ascontiguousarray(audio)).unsqueeze(0),
+            "sample_rate": SAMPLE_RATE,
+            "uri": "recording",
+        }
+        output = self.pipeline(
+            file,
+            num_speakers=num_speakers,
+            min_speakers=min_speakers,
+            max_speakers=max_speakers,
+            hook=hook,
+        )
+        annotation = output.speaker_diarization
+        turns = sorted(
+            (
+                SpeakerTurn(start=float(segment.start), end=float(segment.end), speaker=str(label))
+                for segment, _, label in annotation.itertracks(yield_label=True)
+            ),
+            key=lambda t: (t.start, t.end, t.speaker),
+        )
+        # Rows of speaker_embeddings follow annotation.labels() (pyannote re-orders them so).
+        centroids = output.speaker_embeddings
+        embeddings: dict[str, tuple[float, ...]] = {}
+        if centroids is not None:
+            for label, row in zip(annotation.labels(), centroids, strict=False):
+                embeddings[str(label)] = tuple(float(x) for x in row)
+        if hook is not None:
+            hook.report(1.0)
+        return Diarization(turns=tuple(turns), embeddings=embeddings)
+
+
 def diarize(
     diarizer: Diarizer,
     waveform: NDArray[np.float32],
@@ -113,46 +186,43 @@ def diarize(
     max_speakers: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> Diarization:
-    """Diarize mono 16 kHz float32 audio: turns sorted by start, one embedding per speaker.
-
-    Labels are ``SPEAKER_00``, ``SPEAKER_01``, ... Turns may overlap where people talk at
-    once. ``progress("diarize", fraction)`` is called as the work advances; a
-    ``CancelledError`` it raises stops the run and propagates.
-    """
-    import torch
-
-    audio = np.asarray(waveform, dtype=np.float32)
-    if audio.ndim != 1 or audio.size == 0:
-        raise AudioError(f"diarize expects non-empty mono audio, got shape {audio.shape}")
-    hook = _Progress(progress) if progress is not None else None
-    if hook is not None:
-        hook.report(0.0)
-    file = {
-        "waveform": torch.from_numpy(np.ascontiguousarray(audio)).unsqueeze(0),
-        "sample_rate": SAMPLE_RATE,
-        "uri": "recording",
-    }
-    output = diarizer.pipeline(
-        file,
+    """``diarizer.diarize(waveform, ...)``, the call tests and bench scripts make."""
+    return diarizer.diarize(
+        waveform,
         num_speakers=num_speakers,
         min_speakers=min_speakers,
         max_speakers=max_speakers,
-        hook=hook,
+        progress=progress,
     )
-    annotation = output.speaker_diarization
-    turns = sorted(
-        (
-            SpeakerTurn(start=float(segment.start), end=float(segment.end), speaker=str(label))
-            for segment, _, label in annotation.itertracks(yield_label=True)
-        ),
-        key=lambda t: (t.start, t.end, t.speaker),
-    )
-    # Rows of speaker_embeddings follow annotation.labels() (pyannote re-orders them so).
-    centroids = output.speaker_embeddings
-    embeddings: dict[str, tuple[float, ...]] = {}
-    if centroids is not None:
-        for label, row in zip(annotation.labels(), centroids, strict=False):
-            embeddings[str(label)] = tuple(float(x) for x in row)
-    if hook is not None:
-        hook.report(1.0)
-    return Diarization(turns=tuple(turns), embeddings=embeddings)
+
+
+@dataclass
+class StaticDiarizer:
+    """An in-memory diarizer returning fixed turns and embeddings (for tests of later stages).
+
+    ``calls`` records the speaker-count hints of each call, so a test can check what the
+    runner passed on.
+    """
+
+    turns: Sequence[SpeakerTurn]
+    embeddings: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    calls: list[dict[str, int | None]] = field(default_factory=list)
+
+    def diarize(
+        self,
+        waveform: NDArray[np.float32],
+        *,
+        num_speakers: int | None = None,
+        min_speakers: int | None = None,
+        max_speakers: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Diarization:
+        """Return the fixed turns sorted by start, reporting progress as a real one does."""
+        self.calls.append({"num_speakers": num_speakers, "min_speakers": min_speakers,
+                           "max_speakers": max_speakers})
+        if progress is not None:
+            progress(STAGE, 0.0)
+        turns = tuple(sorted(self.turns, key=lambda t: (t.start, t.end, t.speaker)))
+        if progress is not None:
+            progress(STAGE, 1.0)
+        return Diarization(turns=turns, embeddings=dict(self.embeddings))

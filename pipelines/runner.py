@@ -241,13 +241,10 @@ def run(
 
         diarization = Diarization(turns=())
         if options.diarize:
-            from pipelines.diarize import diarize
-
             report(Stage.diarize, 0.0)
             with _timed(timings, Stage.diarize):
                 diarizer = models.diarizer(options.diarization_pipeline)
-                diarization = diarize(
-                    diarizer,
+                diarization = diarizer.diarize(
                     audio,
                     num_speakers=options.num_speakers,
                     min_speakers=options.min_speakers,

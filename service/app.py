@@ -17,7 +17,7 @@ from sqlmodel import Session
 from pipelines.device import resolve_device
 from pipelines.errors import ModelError
 from pipelines.models import resolve_ct2_model, resolve_diarization_pipeline
-from service import visibility
+from service import visibility, web
 from service.api import (
     audit,
     chapters,
@@ -171,8 +171,6 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     for module in (users, people, recordings, jobs, transcripts, segment_edits, search,
                    chapters, quotes, consent, audit, model_catalog, glossary):
         app.include_router(module.router, prefix=API_PREFIX)
-    from service import web
-
     web.install(app)  # the pages (issue 7); after the API so /api paths win
     _document_errors(app)
     return app

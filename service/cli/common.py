@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+import sqlalchemy as sa
 import typer
+from sqlalchemy.engine import make_url
 
 from service.config import Settings, get_settings
+from service.db import current_revision, make_engine, migrate
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -29,7 +32,6 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def archive_name(settings: Settings) -> str:
     """The database as a person can find it: the SQLite file, or the URL without password."""
-    from sqlalchemy.engine import make_url
 
     url = make_url(settings.database_url)
     if settings.is_sqlite and url.database:
@@ -45,10 +47,8 @@ def open_archive(settings: Settings, *, announce: bool = True, upgrade: bool = T
     wrong settings must not start a second, empty archive. With ``announce`` a line on
     stderr names the archive used, so output never leaves a doubt which one it was.
     """
-    import sqlalchemy as sa
+    # alembic takes about 0.2 s to import: only commands that open the archive need it.
     from alembic.util import CommandError
-
-    from service.db import current_revision, make_engine, migrate
 
     where = archive_name(settings)
     fix = ("run `sourcebook migrate` to create it, or point SOURCEBOOK_HOME or "

@@ -7,8 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlmodel import Session
 
+from service import config  # config.get_settings at call time: tests replace it
 from service.cli.common import fail, open_archive
+from service.filemodes import write_private
+from service.models.recordings import Recording
 
 
 def export(
@@ -24,19 +28,16 @@ def export(
         help="Withhold off-record and deep-background spans, as authors see it")] = False,
 ) -> None:
     """Export a transcript from the local database, byte for byte as the API gives it."""
-    from sqlmodel import Session
 
+    # The transcript read paths and writers (about 20 ms) load only when exporting.
     from pipelines.export import FORMATS
-    from service.config import get_settings
     from service.crud import transcript_files
     from service.crud import transcripts as crud
-    from service.filemodes import write_private
-    from service.models.recordings import Recording
 
     fmt = format.lower().lstrip(".")
     if fmt not in FORMATS:
         fail(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
-    settings = get_settings()
+    settings = config.get_settings()
     engine = open_archive(settings)
     settings.ensure_dirs()
     with Session(engine, expire_on_commit=False) as session:

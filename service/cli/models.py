@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from pipelines.errors import ModelError
+from pipelines.models import install_models, list_models
 from service.cli.common import fail, load_settings
 
 models_app = typer.Typer(help="Install and list the local model weights.", no_args_is_help=True)
@@ -12,8 +14,6 @@ models_app = typer.Typer(help="Install and list the local model weights.", no_ar
 @models_app.command("install")
 def models_install() -> None:
     """Assemble the bundled models under SOURCEBOOK_MODELS_DIR (offline, idempotent)."""
-    from pipelines.errors import ModelError
-    from pipelines.models import install_models
 
     settings = load_settings()
     try:
@@ -28,7 +28,6 @@ def models_install() -> None:
 @models_app.command("list")
 def models_list() -> None:
     """Show the installed models with sizes and checksums."""
-    from pipelines.models import list_models
 
     settings = load_settings()
     found = list_models(settings.models_dir)

@@ -11,7 +11,15 @@ import os
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
+from sqlmodel import Session
+
+from service import config  # config.get_settings at call time: tests replace it
+from service.cli.common import open_archive
+from service.crud import audit
+from service.db import make_engine
+from service.storage import Storage
 
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
@@ -28,14 +36,11 @@ def fsck(
         4, os.cpu_count() or 1),
 ) -> None:
     """Re-hash every stored file against the database; exit 1 on missing, corrupt or orphaned."""
-    import sqlalchemy as sa
 
-    from service.cli.common import open_archive
-    from service.config import get_settings
+    # The checker and the archive tools load only when their command runs.
     from service.ops import fsck as checker
-    from service.storage import Storage
 
-    settings = get_settings()
+    settings = config.get_settings()
     # A check changes nothing: an archive of an older schema is not upgraded by it.
     engine = open_archive(settings, upgrade=False)
     try:
@@ -57,15 +62,9 @@ def export_archive(
     directory: Annotated[Path, typer.Argument(help="New directory for the bag")],
 ) -> None:
     """Write the whole archive (rows and files) as a BagIt bag to DIRECTORY."""
-    import sqlalchemy as sa
-    from sqlmodel import Session
+    from service.ops import archive  # see fsck: loaded only when the command runs
 
-    from service.cli.common import open_archive
-    from service.config import get_settings
-    from service.crud import audit
-    from service.ops import archive
-
-    settings = get_settings()
+    settings = config.get_settings()
     engine = open_archive(settings)
     try:
         try:
@@ -89,13 +88,9 @@ def import_archive(
     directory: Annotated[Path, typer.Argument(help="An exported archive (BagIt bag)")],
 ) -> None:
     """Validate a bag and restore it into an empty database and recordings directory."""
-    import sqlalchemy as sa
+    from service.ops import archive  # see fsck: loaded only when the command runs
 
-    from service.config import get_settings
-    from service.db import make_engine
-    from service.ops import archive
-
-    settings = get_settings()
+    settings = config.get_settings()
     settings.ensure_dirs()
     engine = make_engine(settings)
     try:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from service import config  # config.get_settings at call time: tests replace it
 from service.cli.common import fail
 
 
@@ -21,11 +22,11 @@ def register(app: typer.Typer) -> None:
                          ] = False,
     ) -> None:
         """Write sample recordings, a transcript, an outline, a draft and a release."""
-        from service.config import get_settings
+        # The sample builder (text-to-speech, pinyin) loads only when samples are made.
         from service.samples import SampleError, default_seeds_dir, write_samples
 
         # Only the seeds setting is read: samples touch no database and no storage folder.
-        seeds = get_settings().seeds_dir or default_seeds_dir()
+        seeds = config.get_settings().seeds_dir or default_seeds_dir()
         try:
             written = write_samples(directory, seeds_dir=seeds, force=force)
         except SampleError as exc:

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
+from sqlmodel import Session, select
 
+from pipelines.device import resolve_device
+from pipelines.errors import ModelError
+from service import auth
 from service.cli.common import archive_name, fail, load_settings
 from service.config import Settings
+from service.crud import audit
+from service.db import make_engine
+from service.db import migrate as run_migrations
+from service.models.users import Role, User
 
 
 def migrate() -> None:
     """Create the archive, or bring its database to the latest schema."""
-    from service.db import make_engine
-    from service.db import migrate as run_migrations
 
     settings = load_settings()
     run_migrations(make_engine(settings), settings)
@@ -43,6 +51,7 @@ def serve(
         min=1, help="Web server processes. Default: SOURCEBOOK_WEB_WORKERS")] = None,
 ) -> None:
     """Start the API (and, without Redis, the embedded job workers)."""
+    # uvicorn and the app (FastAPI, about 0.6 s) load only to serve.
     import uvicorn
 
     from service.app import create_app
@@ -75,13 +84,8 @@ def worker(
                      ] = False,
 ) -> None:
     """Run a queue worker: Huey on Redis when SOURCEBOOK_REDIS_URL is set, else SQLite."""
-    import logging
 
-    import sqlalchemy as sa
-
-    from pipelines.device import resolve_device
-    from pipelines.errors import ModelError
-    from service.db import make_engine
+    # The worker (huey, the job runner) loads only to work.
     from service.worker import process
     from service.worker.queue import HueyQueue, make_huey
 
@@ -105,14 +109,6 @@ def worker(
 
 
 def _print_admin_token(settings: Settings) -> None:
-    from sqlmodel import Session, select
-
-    from service import auth
-    from service.crud import audit
-    from service.db import make_engine
-    from service.db import migrate as run_migrations
-    from service.models.users import Role, User
-
     engine = make_engine(settings)
     run_migrations(engine, settings)
     with Session(engine) as session:

@@ -8,7 +8,11 @@ from typing import Annotated
 
 import typer
 
+from pipelines.device import resolve_device
+from pipelines.errors import PipelineError
+from pipelines.threads import use_torch_threads
 from service.cli.common import fail, load_settings
+from service.filemodes import write_private
 
 
 def transcribe(
@@ -25,13 +29,11 @@ def transcribe(
                        ] = "txt,srt,json",
 ) -> None:
     """Transcribe a file locally, without a server; writes txt, srt and json."""
+    # rich's progress bar and the pipeline runner load only when transcribing.
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pipelines.device import resolve_device
-    from pipelines.errors import PipelineError
     from pipelines.export import WRITERS, ExportDoc, ExportSegment
     from pipelines.runner import ModelCache, RunOptions, run, run_stages
-    from pipelines.threads import use_torch_threads
 
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
     settings = load_settings()
@@ -84,7 +86,6 @@ def transcribe(
                                              "probability": w.probability} for w in s.words))
                   for s in result.segments],
     )
-    from service.filemodes import write_private
 
     target = out or file.parent
     for fmt in chosen:

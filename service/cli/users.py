@@ -5,9 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from sqlmodel import Session, select
 
+from service import auth
 from service.cli.common import fail, open_archive
 from service.config import get_settings
+from service.crud import audit
+from service.errors import Conflict
+from service.models.users import Role, User
 
 users_app = typer.Typer(help="Manage users and their API tokens.", no_args_is_help=True)
 
@@ -18,12 +23,6 @@ def users_create(
     role: Annotated[str, typer.Option(help="researcher, author, editor or admin")],
 ) -> None:
     """Create a user; the token is printed once, as the last line."""
-    from sqlmodel import Session
-
-    from service import auth
-    from service.crud import audit
-    from service.errors import Conflict
-    from service.models.users import Role
 
     try:
         role_value = Role(role)
@@ -52,11 +51,6 @@ def users_create(
 @users_app.command("token")
 def users_token(name: str) -> None:
     """Issue an additional token for an existing user (printed once, last line)."""
-    from sqlmodel import Session, select
-
-    from service import auth
-    from service.crud import audit
-    from service.models.users import User
 
     settings = get_settings()
     engine = open_archive(settings)
@@ -75,9 +69,6 @@ def users_token(name: str) -> None:
 @users_app.command("list")
 def users_list() -> None:
     """List users: id, name, role, state and last use."""
-    from sqlmodel import Session
-
-    from service import auth
 
     settings = get_settings()
     with Session(open_archive(settings)) as session:
@@ -90,11 +81,6 @@ def users_list() -> None:
 
 def _change_user(name: str, what: str) -> None:
     """revoke, disable or enable the user ``name``, audited as done from the CLI."""
-    from sqlmodel import Session, select
-
-    from service import auth
-    from service.crud import audit
-    from service.models.users import User
 
     settings = get_settings()
     engine = open_archive(settings)

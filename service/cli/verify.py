@@ -7,9 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlmodel import Session
 
+from service import config  # config.get_settings at call time: tests replace it
+from service.cli.common import open_archive
 from service.manuscript.quotations import MIN_CHARS
-from service.manuscript.verify import VerifyReport
+from service.manuscript.verify import VerifyReport, verify_text
+from service.models.users import Role, User
 
 
 def _width(text: str) -> int:
@@ -74,12 +78,6 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead")] = False,
     ) -> None:
         """Check every quotation of a chapter against the transcripts; print a table."""
-        from sqlmodel import Session
-
-        from service.cli.common import open_archive
-        from service.config import get_settings
-        from service.manuscript.verify import verify_text
-        from service.models.users import Role, User
 
         try:
             viewer = User(name="cli", role=Role(role))
@@ -92,7 +90,7 @@ def register(app: typer.Typer) -> None:
         except UnicodeDecodeError:
             typer.secho(f"error: {path} is not UTF-8 text", err=True, fg=typer.colors.RED)
             raise typer.Exit(2) from None
-        engine = open_archive(get_settings(), announce=not as_json)
+        engine = open_archive(config.get_settings(), announce=not as_json)
         with Session(engine) as session:
             report = verify_text(session, engine, text=text, user=viewer, min_chars=min_chars)
         engine.dispose()

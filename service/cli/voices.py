@@ -17,6 +17,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlmodel import Session, col, select
+
+from service import config  # config.get_settings at call time: tests replace it
+from service.cli.common import open_archive
+from service.models.people import Person
 
 EXIT_USAGE = 2
 
@@ -30,6 +35,8 @@ def _fail(message: str) -> None:
 
 
 def _from_file(path: Path) -> list[Any]:
+    # pipelines.voices and the voiceprint rows (numpy, about 15 ms) load only when
+    # calibrating, here and in the two functions below.
     from pipelines.voices import LabelledEmbedding
 
     try:
@@ -57,15 +64,10 @@ def _from_file(path: Path) -> list[Any]:
 
 def _from_archive(model: str | None, *, announce: bool = True
                   ) -> tuple[list[Any], str | None, int]:
-    from sqlmodel import Session, col, select
-
     from pipelines.voices import LabelledEmbedding
-    from service.cli.common import open_archive
-    from service.config import get_settings
     from service.crud.voices import samples_of
-    from service.models.people import Person
 
-    engine = open_archive(get_settings(), announce=announce)
+    engine = open_archive(config.get_settings(), announce=announce)
     rows: list[tuple[str, int, str, list[float]]] = []
     try:
         with Session(engine) as session:

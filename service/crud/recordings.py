@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import exists, func, update
 from sqlmodel import Session, col, select
 
-from service.crud import audit
+from service.crud import audit, voices
 from service.errors import Invalid
 from service.filemodes import private_dir
 from service.models.base import utcnow
@@ -271,8 +271,6 @@ def delete_recording(
     )
     audit.record(session, actor=actor, action="delete", object_type="recording", object_id=rid)
     # Its speaker rows go with it; the voiceprint samples it gave must go too.
-    from service.crud import voices
-
     voices.forget_recording(session, rid, actor=actor)
     session.delete(recording)
     src = storage.recording_dir(rid)

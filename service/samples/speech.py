@@ -52,6 +52,7 @@ class Spoken:
 
 def _runs(text: str) -> list[tuple[str, str]]:
     """(espeak voice, text) runs: Chinese as pinyin, Latin words in English."""
+    # pypinyin loads its dictionaries at import (about 0.4 s): only sample building needs it.
     from pypinyin import Style, lazy_pinyin
 
     runs: list[tuple[str, str]] = []

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from pipelines.runner import ModelCache
 from pipelines.threads import lower_process_priority
 from service.config import Settings
+from service.db import make_engine, migrate
 from service.storage import Storage
 from service.worker import jobrows, tasks
 from service.worker.queue import HueyQueue, make_huey
@@ -111,8 +112,6 @@ def run_embedded(settings: Settings, parent_pid: int, device: str = "cpu") -> No
 
 def run(settings: Settings, workers: int, device: str = "cpu") -> None:
     """Consume the queue in this process until a signal stops it."""
-    from service.db import make_engine, migrate
-
     # Every thread, and so those the models start later: they inherit it.
     lower_process_priority(settings.job_nice)
     engine = make_engine(settings)

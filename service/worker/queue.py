@@ -44,6 +44,7 @@ class NullQueue:
 
 def make_huey(settings: Settings) -> Any:
     """The Huey instance for these settings (the same for producers and consumers)."""
+    # huey (about 0.2 s with its storage backend) loads only when a queue is made.
     if settings.redis_url:
         from huey import RedisHuey
 

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from pipelines.device import compute_type_for
 from pipelines.errors import (
     AudioError,
     CancelledError,
@@ -42,6 +43,7 @@ from pipelines.errors import (
 )
 from pipelines.runner import RunOptions, RunResult, StageProgress, run_stages
 from pipelines.threads import lower_thread_priority, use_torch_threads
+from pipelines.vocabulary import build_prompt
 from service import alignment, model_catalog
 from service.crud import audit, voices
 from service.crud.carry import carry_corrections
@@ -211,8 +213,6 @@ def claim(ctx: WorkerContext, job_id: int) -> Job | None:
 def _device_options(ctx: WorkerContext, job: Job) -> dict[str, str]:
     """Where this attempt runs its models, for the job's recorded options: the device and,
     for jobs that run Whisper, what it computes in (float16 on CUDA, int8 on the CPU)."""
-    from pipelines.device import compute_type_for
-
     device = ctx.models.device
     if job.kind == VOICEPRINT_JOB:
         return {"device": device}
@@ -225,8 +225,6 @@ def _device_options(ctx: WorkerContext, job: Job) -> dict[str, str]:
 
 def run_options(ctx: WorkerContext, session: Session, job: Job, recording: Recording,
                 ) -> RunOptions:
-    from pipelines.vocabulary import build_prompt
-
     opts = job.options or {}
     people = session.exec(
         select(Person).join(Participant, col(Participant.person_id) == Person.id)
@@ -259,6 +257,7 @@ def run_options(ctx: WorkerContext, session: Session, job: Job, recording: Recor
 
 def execute(ctx: WorkerContext, job_id: int) -> None:
     """Run one job to a final state (or back to queued for a retry)."""
+    # Looked up at each call, not bound at import: tests replace pipelines.runner.run.
     from pipelines.runner import run
 
     job = claim(ctx, job_id)

@@ -18,8 +18,11 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
+from pipelines.audio import load_waveform, normalise
 from pipelines.errors import AudioError, ModelError, ModelNotFoundError
+from pipelines.models import resolve_diarization_pipeline
 from pipelines.types import SpeakerTurn
+from pipelines.voices import embed_labels, embedder_from_diarizer
 from service.crud import audit, voices
 from service.models.base import utcnow
 from service.models.jobs import Job, JobState
@@ -45,8 +48,6 @@ def _model_name_at(path: str) -> str:
 
 def embedding_model_name(ctx: WorkerContext) -> str:
     """A name that changes whenever the diarizer's embedding weights do (no model load)."""
-    from pipelines.models import resolve_diarization_pipeline
-
     path = resolve_diarization_pipeline(ctx.settings.diarization_pipeline or None,
                                         ctx.settings.models_dir)
     return _model_name_at(str(path.resolve()))
@@ -91,9 +92,6 @@ def execute(ctx: WorkerContext, job: Job) -> None:
 
 
 def _compute(ctx: WorkerContext, job: Job) -> tuple[dict[str, list[float] | None], str]:
-    from pipelines.audio import load_waveform, normalise
-    from pipelines.voices import embed_labels, embedder_from_diarizer
-
     labels = sorted(str(x) for x in job.options.get("labels") or [])
     with Session(ctx.engine) as session:
         recording = session.get(Recording, job.recording_id)
