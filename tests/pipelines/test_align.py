@@ -198,7 +198,9 @@ def test_realigning_the_asr_text_lands_on_the_asr_word_times(
             assert seg.end - seg.start < 2.0, result.reason  # only a scrap may fail
             failed.append(f"{seg.text!r}: {result.reason}")
             continue
-        assert result.log_prob is not None and result.log_prob > -1.0
+        assert result.log_prob is not None
+        # Text over 2 s or more of speech is heard clearly; a scrap need only clear the floor.
+        assert result.log_prob > (-1.0 if seg.end - seg.start >= 2.0 else -3.0), seg.text
         errors += start_errors(seg.words, result.words)
     assert len(failed) <= max(1, len(transcription.segments) // 10), failed
     assert len(errors) >= 60
