@@ -43,7 +43,6 @@ def child(wav: Path, out: Path, marks: Path, threads: int, models_dir: Path,
     if diarize_only:
         # The diarize stage as run() does it, without ASR: normalise, map, diarize.
         from pipelines.audio import load_waveform, normalise
-        from pipelines.diarize import diarize
 
         on_stage("normalise")
         normalised = out.with_suffix(".normalised.wav")
@@ -51,7 +50,7 @@ def child(wav: Path, out: Path, marks: Path, threads: int, models_dir: Path,
         audio = load_waveform(normalised)
         on_stage("diarize")
         cache = ModelCache(models_dir, keep=False, cpu_threads=threads)
-        diarization = diarize(cache.diarizer(None), audio)
+        diarization = cache.diarizer(None).diarize(audio)
         timings = {"diarize": time.perf_counter() - t0}
         turns, words, duration = diarization.turns, [], info.duration
         speakers = len(diarization.speakers)

@@ -186,7 +186,7 @@ def overlap(a0: float, a1: float, b0: float, b1: float) -> float:
 def build() -> list[dict[str, Any]]:
     import torch
 
-    from pipelines.diarize import diarize, load_diarizer
+    from pipelines.diarize import load_diarizer
     from pipelines.models import resolve_diarization_pipeline
     from pipelines.types import SpeakerTurn
     from pipelines.voices import embed_labels, embedder_from_diarizer
@@ -211,7 +211,7 @@ def build() -> list[dict[str, Any]]:
         for ci, cond in enumerate(CONDITIONS):
             wave = upload(encode(src, cond, audio_dir, seed=ci))
             t = time.perf_counter()
-            result = diarize(diarizer, wave)
+            result = diarizer.diarize(wave)
             elapsed = time.perf_counter() - t
             recomputed = embed_labels(embedder, wave, result.turns)
             for label in result.speakers:
@@ -287,7 +287,7 @@ def build() -> list[dict[str, Any]]:
             ffmpeg("-i", str(raw), "-ar", "16000", "-ac", "1", "-c:a", "pcm_s16le", str(src))
             for ci, cond in enumerate(("clean", "phone8k")):
                 wave = upload(encode(src, cond, audio_dir, seed=ci))
-                result = diarize(diarizer, wave)
+                result = diarizer.diarize(wave)
                 speech = {
                     lb: sum(t.end - t.start for t in result.turns if t.speaker == lb)
                     for lb in result.speakers

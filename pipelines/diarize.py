@@ -177,25 +177,6 @@ class PyannoteDiarizer:
         return Diarization(turns=tuple(turns), embeddings=embeddings)
 
 
-def diarize(
-    diarizer: Diarizer,
-    waveform: NDArray[np.float32],
-    *,
-    num_speakers: int | None = None,
-    min_speakers: int | None = None,
-    max_speakers: int | None = None,
-    progress: ProgressCallback | None = None,
-) -> Diarization:
-    """``diarizer.diarize(waveform, ...)``, the call tests and bench scripts make."""
-    return diarizer.diarize(
-        waveform,
-        num_speakers=num_speakers,
-        min_speakers=min_speakers,
-        max_speakers=max_speakers,
-        progress=progress,
-    )
-
-
 @dataclass
 class StaticDiarizer:
     """An in-memory diarizer returning fixed turns and embeddings (for tests of later stages).

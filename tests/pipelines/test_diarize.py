@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.diarize import Diarizer, diarize, load_diarizer
+from pipelines.diarize import Diarizer, load_diarizer
 from pipelines.errors import AudioError, CancelledError, ModelNotFoundError
 from pipelines.models import resolve_diarization_pipeline
 from pipelines.types import Diarization
@@ -30,7 +30,7 @@ def diarizer(models_dir: Path) -> Diarizer:
 @pytest.fixture(scope="module")
 def sample_result(diarizer: Diarizer, sample_audio: np.ndarray) -> tuple[Diarization, list]:
     calls: list[tuple[str, float]] = []
-    result = diarize(diarizer, sample_audio, progress=lambda s, f: calls.append((s, f)))
+    result = diarizer.diarize(sample_audio, progress=lambda s, f: calls.append((s, f)))
     return result, calls
 
 
@@ -80,7 +80,7 @@ def test_progress_is_reported_in_order(sample_result) -> None:
 
 
 def test_num_speakers_is_honoured(diarizer: Diarizer, sample_audio: np.ndarray) -> None:
-    result = diarize(diarizer, sample_audio, num_speakers=3)
+    result = diarizer.diarize(sample_audio, num_speakers=3)
     assert len(result.speakers) == 3
     assert len(result.embeddings) == 3
 
@@ -94,15 +94,15 @@ def test_cancel_from_progress_stops_the_run(diarizer: Diarizer, sample_audio: np
             raise CancelledError("stop")
 
     with pytest.raises(CancelledError):
-        diarize(diarizer, sample_audio[: 12 * 16000], progress=progress)
+        diarizer.diarize(sample_audio[: 12 * 16000], progress=progress)
     assert seen[-1] < 1.0
 
 
 def test_rejects_empty_or_multichannel_audio(diarizer: Diarizer) -> None:
     with pytest.raises(AudioError):
-        diarize(diarizer, np.zeros(0, dtype=np.float32))
+        diarizer.diarize(np.zeros(0, dtype=np.float32))
     with pytest.raises(AudioError):
-        diarize(diarizer, np.zeros((2, 16000), dtype=np.float32))
+        diarizer.diarize(np.zeros((2, 16000), dtype=np.float32))
 
 
 def test_load_missing_pipeline(tmp_path: Path) -> None:
@@ -195,7 +195,7 @@ def test_clustering_a_subset_keeps_the_speakers(diarizer: Diarizer, sample_audio
     clustering = diarizer.pipeline.clustering
     audio = np.tile(sample_audio, 3)
     period = len(sample_audio) / 16000
-    full = diarize(diarizer, audio)
+    full = diarizer.diarize(audio)
     seen: list[int] = []
     cluster = clustering.cluster
 
@@ -207,7 +207,7 @@ def test_clustering_a_subset_keeps_the_speakers(diarizer: Diarizer, sample_audio
     clustering.max_clustered = 40
     clustering.cluster = spy
     try:
-        subset = diarize(diarizer, audio)
+        subset = diarizer.diarize(audio)
     finally:
         clustering.max_clustered = original
         del clustering.cluster

@@ -446,7 +446,6 @@ def diarizer(models_dir: Path):
 def halves(diarizer, sample_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """Half A (0-18 s) as recorded, half B (18-30 s) uploaded as a 44.1 kHz stereo MP3."""
     from pipelines.audio import load_waveform, normalise
-    from pipelines.diarize import diarize
 
     tmp = tmp_path_factory.mktemp("voices")
     ffmpeg("-i", str(sample_dir / "sample.wav"), "-t", str(SPLIT_S), str(tmp / "a.wav"))
@@ -456,7 +455,7 @@ def halves(diarizer, sample_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     for name, offset in (("a.wav", 0.0), ("b.mp3", SPLIT_S)):
         info = normalise(tmp / name, tmp / f"{name}.16k.wav")
         wave = load_waveform(tmp / f"{name}.16k.wav")
-        result = diarize(diarizer, wave)
+        result = diarizer.diarize(wave)
         out[name] = (wave, result, truth_of(result.turns, sample_dir / "sample.rttm", offset))
         assert info.sample_rate == 16000
     return out
@@ -535,7 +534,6 @@ def test_a_synthetic_voice_is_not_taken_for_a_named_person(
     halves, diarizer, tmp_path: Path
 ) -> None:
     from pipelines.audio import load_waveform, normalise
-    from pipelines.diarize import diarize
 
     _, a, a_truth = halves["a.wav"]
     _, b, b_truth = halves["b.mp3"]
@@ -554,7 +552,7 @@ def test_a_synthetic_voice_is_not_taken_for_a_named_person(
     ffmpeg("-i", str(tmp_path / "v.wav"), "-af", "highpass=f=300,lowpass=f=3400",
            "-ar", "8000", str(tmp_path / "v8k.wav"))
     normalise(tmp_path / "v8k.wav", tmp_path / "v16k.wav")
-    result = diarize(diarizer, load_waveform(tmp_path / "v16k.wav"))
+    result = diarizer.diarize(load_waveform(tmp_path / "v16k.wav"))
     assert result.embeddings
     got = match(dict(result.embeddings), prints)
     assert all(s is None for s in got.values()), got
