@@ -14,14 +14,11 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlmodel import Session
 
@@ -35,6 +32,7 @@ from service.models.users import Role
 from service.samples import CALL_QUOTE, FILES
 from tests.conftest import DEFAULT_MODELS_DIR, REPO, SECRET
 from tests.factories import SEED_BOOK_NAME, SEED_NOTES_NAME, SEEDS_DIR, seed_file
+from tests.live_server import free_port, running_serve
 
 BIN = Path(sys.executable).parent
 _BLOCK = re.compile(r"^```sh\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -202,13 +200,6 @@ def test_walkthrough_is_marked_in_readme() -> None:
 
 # --- the walkthrough against a live server --------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def live(tmp_path: Path, models_dir: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
     """(API base URL, admin token, environment) of a `sourcebook serve` as `make run` runs it."""
@@ -223,7 +214,7 @@ def live(tmp_path: Path, models_dir: Path) -> Iterator[tuple[str, str, dict[str,
                                     role=Role.admin)
         session.commit()
     engine.dispose()
-    port = _free_port()
+    port = free_port()
     env = _env(SOURCEBOOK_DATABASE_URL=settings.database_url,
                SOURCEBOOK_DATA_DIR=str(settings.data_dir),
                SOURCEBOOK_RECORDINGS_DIR=str(settings.recordings_dir),
@@ -233,28 +224,9 @@ def live(tmp_path: Path, models_dir: Path) -> Iterator[tuple[str, str, dict[str,
                # The seed documents where they are (the samples' own material otherwise).
                SOURCEBOOK_SEEDS_DIR=str(SEEDS_DIR if (SEEDS_DIR / SEED_BOOK_NAME).is_file()
                                         else Path("/nonexistent")))
-    log = root / "serve.log"
-    proc = subprocess.Popen([str(BIN / "sourcebook"), "serve"], cwd=root, env=env,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"sourcebook serve did not start:\n{log.read_text()}")
-            time.sleep(0.2)
+    with running_serve([str(BIN / "sourcebook"), "serve"], cwd=root, env=env,
+                       log=root / "serve.log") as url:
         yield f"{url}/api/v1", token, env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.mark.slow

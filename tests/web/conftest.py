@@ -7,10 +7,7 @@ The server runs on SQLite with the embedded queue and the bundled models, exactl
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +22,7 @@ from service.config import Settings
 from service.db import make_engine, migrate
 from service.models.users import Role
 from tests.conftest import DEFAULT_MODELS_DIR, REPO, SECRET
+from tests.live_server import free_port, running_serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = REPO / "transcripts" / "screenshots"
@@ -39,13 +37,6 @@ class Server:
     def api(self, method: str, path: str, role: str = "admin", **kw: Any) -> httpx.Response:
         return httpx.request(method, f"{self.url}/api/v1{path}", timeout=30,
                              headers={"Authorization": f"Bearer {self.tokens[role]}"}, **kw)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +54,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
                                                   name=f"{role.value}-李", role=role)[1]
         session.commit()
     engine.dispose()
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCEBOOK_")}
     env |= {"SOURCEBOOK_DATABASE_URL": settings.database_url,
             "SOURCEBOOK_DATA_DIR": str(settings.data_dir),
@@ -74,28 +65,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
             # English sample audio: tiny.en keeps the real pipeline within the time budget.
             "SOURCEBOOK_WHISPER_MODEL": "tiny.en", "SOURCEBOOK_EMBEDDED_WORKERS": "1",
             "SOURCEBOOK_LOG_LEVEL": "warning", "PYANNOTE_METRICS_ENABLED": "0"}
-    log = root / "serve.log"
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], cwd=REPO, env=env,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"sourcebook serve did not start:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield Server(url=url, tokens=tokens, log=log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with running_serve([sys.executable, "-m", "service.cli", "serve"], cwd=REPO, env=env,
+                       log=root / "serve.log") as url:
+        yield Server(url=url, tokens=tokens, log=root / "serve.log")
 
 
 @pytest.fixture(scope="module")
